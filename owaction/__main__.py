@@ -1,0 +1,3 @@
+from owaction.cli import main
+
+raise SystemExit(main())

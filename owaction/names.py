@@ -1,0 +1,60 @@
+"""OpenWhisk entity names: the controller's rule, checked before any request leaves.
+
+EntityPath.scala: 1-256 characters, first alphanumeric or ``_``, then alphanumerics, ``_``, ``@``,
+space, ``.``, ``&``, ``-``, and the last not a space. ``_`` alone as a namespace means "mine".
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+MAX_NAME_LENGTH = 256
+_NAME_RE = re.compile(r"\A([\w]|[\w][\w@ .&-]{0,254}[\w@.&-])\Z", re.ASCII)
+ACTIVATION_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
+
+
+class InvalidName(ValueError):
+    """A name OpenWhisk would refuse with 400; raised before any request is made."""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidName(f"{what} must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"{what} is longer than allowed: {len(name)} > {MAX_NAME_LENGTH}")
+    if not _NAME_RE.match(name):
+        raise InvalidName(f"{what} {name!r} contains illegal characters")
+    return name
+
+
+def check_namespace(namespace: str) -> str:
+    if namespace == "_":
+        return namespace
+    return check_name(namespace, "namespace")
+
+
+def split_action(qualified: str) -> tuple[str | None, str]:
+    """``pkg/action`` or ``action`` into (package, action), each checked.
+
+    A leading ``/ns/`` is not accepted here: the namespace travels separately.
+    """
+    if not isinstance(qualified, str) or not qualified:
+        raise InvalidName("action name must be a non-empty string")
+    parts = qualified.split("/")
+    if len(parts) == 1:
+        return None, check_name(parts[0], "action name")
+    if len(parts) == 2:
+        return check_name(parts[0], "package name"), check_name(parts[1], "action name")
+    raise InvalidName(f"action name {qualified!r} has too many parts: use package/action")
+
+
+def check_activation_id(activation_id: str) -> str:
+    if not isinstance(activation_id, str) or not ACTIVATION_ID_RE.match(activation_id):
+        raise InvalidName("activation id must be 32 lowercase hex characters")
+    return activation_id
+
+
+def path_segment(name: str) -> str:
+    """Percent-encode one checked segment, so it can never become two segments."""
+    return quote(name, safe="")
