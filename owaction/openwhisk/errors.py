@@ -5,7 +5,8 @@
     ├── TransportError                    no HTTP answer
     │   ├── ConnectFailed                 the connection was never made (nothing was sent)
     │   ├── ConnectionDropped             the connection broke after the request may have been sent
-    │   └── RequestTimedOut               no answer within the read timeout
+    │   ├── RequestTimedOut               no answer within the read timeout
+    │   └── CircuitOpen                   the breaker is open; nothing was sent   .retry_after
     └── HTTPStatusError                   OpenWhisk answered with an error status
         ├── BadRequest            400 (and 415)
         ├── Unauthorized          401
@@ -52,6 +53,18 @@ class ConnectionDropped(TransportError):
 
 class RequestTimedOut(TransportError):
     pass
+
+
+class CircuitOpen(TransportError):
+    """The circuit breaker is open: OpenWhisk has been failing, so nothing was sent."""
+
+    request_sent = False
+
+    def __init__(self, message: str = "OpenWhisk is failing; the circuit breaker is open",
+                 *, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
 
 
 class HTTPStatusError(OpenWhiskError):

@@ -1,0 +1,599 @@
+"""The action service: the one place where the steps of every operation live.
+
+Each invoking method validates its input, records the execution as ``pending``, calls OpenWhisk,
+completes the record, and returns an ``ExecutionResult`` that the REST and gRPC doors translate.
+No database session is held while OpenWhisk is working: the store's methods each take and give
+back their own session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from owaction import errors
+from owaction.config import Settings
+from owaction.names import InvalidName, check_activation_id, check_namespace, split_action
+from owaction.openwhisk import errors as ow
+from owaction.openwhisk.models import (
+    STATUS_WHISK_ERROR,
+    ActionInfo,
+    ActionResult,
+    Activation,
+    ActivationPending,
+    TriggerFired,
+    WebActionResponse,
+)
+
+log = logging.getLogger("owaction.service")
+audit_log = logging.getLogger("owaction.audit")
+
+WEB_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+WEB_EXTENSIONS = ("", ".json", ".http", ".html", ".svg", ".text")
+LIST_LIMIT_MAX = 200  # OpenWhisk's query limit; 0 means "the maximum"
+
+# Store statuses.
+PENDING, ACCEPTED, SUCCEEDED, FAILED, ERROR, TIMEOUT, UNKNOWN = (
+    "pending", "accepted", "succeeded", "failed", "error", "timeout", "unknown",
+)
+FINAL_STATUSES = (SUCCEEDED, FAILED, ERROR, TIMEOUT, UNKNOWN)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is calling and under what constraints; built by a front door."""
+
+    source: str = "rest"  # rest | grpc | router | worker | cli
+    caller: str | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    deadline: float | None = None  # a time.monotonic() instant bounding the whole call
+    trace_id: str | None = None
+    traceparent: str | None = None
+    community: str | None = None
+    user: str | None = None
+
+    def remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - time.monotonic()
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What an invoking operation produced, for either front door to translate."""
+
+    execution_id: str
+    action_type: str
+    outcome: str  # succeeded | failed | accepted | error | timeout
+    status: str  # OpenWhisk's response status, "accepted", or "no active rule"
+    activation_id: str | None = None
+    result: Any = None
+    error: str | None = None
+    duration_ms: int | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+    activation: Activation | None = None
+    # web actions only
+    status_code: int | None = None
+    response_body: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return self.outcome in (SUCCEEDED, ACCEPTED)
+
+
+def parse_payload(payload: Any, max_bytes: int) -> dict:
+    """A JSON object from a dict, None, or JSON text; InvalidInput or PayloadTooLarge if not."""
+    if payload is None or payload == "":
+        return {}
+    if isinstance(payload, bytes):
+        try:
+            payload = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise errors.InvalidInput("payload is not valid UTF-8") from None
+    if isinstance(payload, str):
+        if len(payload.encode("utf-8")) > max_bytes:
+            raise errors.PayloadTooLarge(f"payload is larger than {max_bytes} bytes")
+        try:
+            payload = json.loads(payload)
+        except (ValueError, RecursionError) as exc:
+            raise errors.InvalidInput(f"payload is not valid JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise errors.InvalidInput("payload must be a JSON object")
+        return payload
+    if not isinstance(payload, dict):
+        raise errors.InvalidInput("payload must be a JSON object")
+    try:
+        size = len(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise errors.InvalidInput(f"payload is not JSON-serialisable: {exc}") from None
+    if size > max_bytes:
+        raise errors.PayloadTooLarge(f"payload is larger than {max_bytes} bytes ({size})")
+    return payload
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _error_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+# One table: client exception -> (domain exception, store status, status code to record).
+_CLIENT_ERRORS: tuple[tuple[type[Exception], type[errors.ServiceError], str, str], ...] = (
+    (ow.InvalidName, errors.InvalidInput, ERROR, "invalid name"),
+    (ow.CircuitOpen, errors.Unavailable, ERROR, "OpenWhisk is failing; the circuit is open"),
+    (ow.ConnectFailed, errors.Unavailable, ERROR, "OpenWhisk is unreachable"),
+    (ow.RequestTimedOut, errors.UpstreamTimeout, TIMEOUT, "OpenWhisk did not answer in time"),
+    (ow.ConnectionDropped, errors.Unavailable, ERROR,
+     "the connection to OpenWhisk broke before it answered; the action may have run"),
+    (ow.BadRequest, errors.InvalidInput, ERROR, ""),
+    (ow.Unauthorized, errors.UpstreamFailure, ERROR, "OpenWhisk refused the module's credentials"),
+    (ow.Forbidden, errors.PermissionDenied, ERROR, ""),
+    (ow.NotFound, errors.NotFound, ERROR, ""),
+    (ow.Conflict, errors.Conflict, ERROR, ""),
+    (ow.PayloadTooLarge, errors.PayloadTooLarge, ERROR, ""),
+    (ow.Throttled, errors.Throttled, ERROR, "OpenWhisk is throttling this namespace"),
+    (ow.Unavailable, errors.Unavailable, ERROR, "OpenWhisk is unavailable"),
+    (ow.ServerError, errors.UpstreamFailure, ERROR, "OpenWhisk failed"),
+    (ow.TransportError, errors.Unavailable, ERROR, "OpenWhisk is unreachable"),
+    (ow.OpenWhiskError, errors.UpstreamFailure, ERROR, "OpenWhisk failed"),
+)
+
+
+def translate_client_error(exc: Exception) -> tuple[errors.ServiceError, str, int | None]:
+    """The domain error, store status and recorded status code for a client exception."""
+    for client_cls, domain_cls, status, default_message in _CLIENT_ERRORS:
+        if isinstance(exc, client_cls):
+            message = default_message
+            upstream = getattr(exc, "message", None) or str(exc)
+            if not message:
+                message = f"OpenWhisk: {upstream}" if upstream else "OpenWhisk refused the call"
+            error = domain_cls(message, retry_after=getattr(exc, "retry_after", None))
+            code = getattr(exc, "status_code", None) or error.http_status
+            return error, status, code
+    raise TypeError(f"not a client error: {exc!r}")  # pragma: no cover - the last row catches all
+
+
+class ActionService:
+    """Validates, records, calls OpenWhisk and completes the record, for every operation."""
+
+    def __init__(self, *, settings: Settings, client: Any, store: Any,
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self._clock = clock
+        self._openwhisk_seen: tuple[float, bool] = (0.0, False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ActionService:
+        from owaction.openwhisk.client import OpenWhiskClient
+        from owaction.store import ExecutionStore
+
+        return cls(
+            settings=settings,
+            client=OpenWhiskClient.from_settings(settings),
+            store=ExecutionStore.from_settings(settings),
+        )
+
+    def close(self) -> None:
+        for part in (self.client, self.store):
+            close = getattr(part, "close", None)
+            if close:
+                close()
+
+    # --- validation ----------------------------------------------------------------------
+
+    def _namespace(self, namespace: str | None) -> str:
+        ns = namespace or self.settings.openwhisk_namespace
+        try:
+            return check_namespace(ns)
+        except InvalidName as exc:
+            raise errors.InvalidInput(str(exc)) from None
+
+    @staticmethod
+    def _action(name: str, what: str = "action_name") -> str:
+        try:
+            package, action = split_action(name)
+        except InvalidName as exc:
+            raise errors.InvalidInput(f"{what}: {exc}") from None
+        return f"{package}/{action}" if package else action
+
+    def _timeout(self, timeout_ms: int | None) -> int | None:
+        if timeout_ms is None or timeout_ms == 0:
+            return None
+        if not _whole(timeout_ms):
+            raise errors.InvalidInput("timeout must be whole milliseconds")
+        if not 1 <= timeout_ms <= self.settings.max_action_timeout:
+            raise errors.InvalidInput(
+                f"timeout must be between 1 and {self.settings.max_action_timeout} ms"
+            )
+        return timeout_ms
+
+    def _payload(self, payload: Any) -> dict:
+        return parse_payload(payload, self.settings.max_payload_bytes)
+
+    def _bounds(self, ctx: CallContext, timeout_ms: int | None) -> tuple[int | None, float | None]:
+        """The blocking wait to ask OpenWhisk for and the read timeout, within the deadline."""
+        remaining = ctx.remaining()
+        if remaining is None:
+            return timeout_ms, None
+        if remaining <= 0:
+            raise errors.UpstreamTimeout("the caller's deadline has passed")
+        # Ask OpenWhisk to answer (202 if need be) a little before our caller gives up.
+        wait_ms = max(1, int((remaining - 0.25) * 1000))
+        wanted = timeout_ms or self.settings.openwhisk_blocking_wait_ms
+        return min(wanted, wait_ms), remaining
+
+    # --- recording -----------------------------------------------------------------------
+
+    def _start(self, ctx: CallContext, *, namespace: str, action_name: str, action_type: str,
+               payload: dict, blocking: bool, timeout_ms: int | None) -> str:
+        record = self.store.create_pending(
+            namespace=namespace,
+            action_name=action_name,
+            action_type=action_type,
+            payload=payload,
+            blocking=blocking,
+            timeout=timeout_ms,
+            source=ctx.source,
+            caller=ctx.caller,
+            request_id=ctx.request_id,
+            idempotency_key=ctx.idempotency_key,
+            trace_id=ctx.trace_id,
+        )
+        return record.execution_id
+
+    def _finish(self, execution_id: str, **fields: Any) -> None:
+        """Complete a record; a failing write is retried briefly and logged, never raised,
+        because OpenWhisk already did the work and the caller must still get its answer."""
+        delay = 0.05
+        for attempt in range(4):
+            try:
+                if fields.get("status") == ACCEPTED:
+                    self.store.mark_accepted(
+                        execution_id,
+                        activation_id=fields["activation_id"],
+                        status_code=fields.get("status_code", 202),
+                    )
+                else:
+                    self.store.complete(execution_id, **fields)
+                return
+            except errors.ServiceError as exc:
+                if attempt == 3:
+                    log.error("could not complete execution %s: %s", execution_id, exc)
+                    return
+                time.sleep(delay)
+                delay *= 2
+
+    def _audit(self, ctx: CallContext, action: str, result: ExecutionResult) -> None:
+        audit_log.info(
+            "execution",
+            extra={
+                "aaa_event": "AUDIT",
+                "aaa_action": action,
+                "aaa_result": result.outcome.upper(),
+                "aaa_fields": {
+                    "community": ctx.community,
+                    "user": ctx.user,
+                    "time": f"{result.duration_ms}ms" if result.duration_ms is not None else None,
+                    "execution_id": result.execution_id,
+                    "activation_id": result.activation_id,
+                    "caller": ctx.caller,
+                    "source": ctx.source,
+                    "status": result.status,
+                },
+            },
+        )
+
+    def _fail(self, ctx: CallContext, execution_id: str, action_type: str, op: str,
+              exc: Exception) -> errors.ServiceError:
+        error, status, code = translate_client_error(exc)
+        error.execution_id = execution_id
+        self._finish(execution_id, status=status, success=False, error=error.message,
+                     status_code=code)
+        self._audit(ctx, op, ExecutionResult(
+            execution_id=execution_id, action_type=action_type, outcome=status,
+            status=status, error=error.message,
+        ))
+        return error
+
+    def _from_activation(self, execution_id: str, action_type: str,
+                         outcome: Activation | ActivationPending | ActionResult,
+                         started: float) -> ExecutionResult:
+        if isinstance(outcome, ActivationPending):
+            self._finish(execution_id, status=ACCEPTED, activation_id=outcome.activation_id,
+                         status_code=202)
+            return ExecutionResult(execution_id=execution_id, action_type=action_type,
+                                   outcome=ACCEPTED, status="accepted",
+                                   activation_id=outcome.activation_id)
+        if isinstance(outcome, ActionResult):
+            end = int(self._clock() * 1000)
+            duration = int((self._clock() - started) * 1000)
+            activation = None
+            status, success = ("success", True) if outcome.success else ("application error", False)
+            result, activation_id = outcome.result, outcome.activation_id
+            start_ms = int(started * 1000)
+        else:
+            activation = outcome
+            status, success = activation.status, activation.success
+            result, activation_id = activation.result, activation.activation_id
+            duration, start_ms, end = activation.duration, activation.start, activation.end
+        if success:
+            final, error = SUCCEEDED, None
+        elif status == STATUS_WHISK_ERROR:
+            final, error = ERROR, _error_text(activation.error if activation else result)
+        else:
+            final = FAILED
+            error = _error_text(activation.error if activation else (result or {}).get("error"))
+        self._finish(execution_id, status=final, success=success, activation_id=activation_id,
+                     result=result, duration_ms=duration, error=error,
+                     status_code=200 if success else 502)
+        return ExecutionResult(
+            execution_id=execution_id, action_type=action_type, outcome=final, status=status,
+            activation_id=activation_id, result=result, error=error, duration_ms=duration,
+            start_time=start_ms, end_time=end, activation=activation,
+        )
+
+    def _invoke(self, ctx: CallContext, *, op: str, action_type: str, name: str,
+                namespace: str | None, payload: Any, blocking: bool,
+                timeout_ms: int | None) -> ExecutionResult:
+        ns = self._namespace(namespace)
+        name = self._action(name, "sequence_name" if action_type == "sequence" else "action_name")
+        body = self._payload(payload)
+        timeout_ms = self._timeout(timeout_ms)
+        wait_ms, read_timeout = self._bounds(ctx, timeout_ms) if blocking else (None, None)
+        execution_id = self._start(ctx, namespace=ns, action_name=name, action_type=action_type,
+                                   payload=body, blocking=blocking, timeout_ms=timeout_ms)
+        started = self._clock()
+        try:
+            if blocking:
+                outcome = self.client.invoke_action(
+                    name, body, namespace=ns, blocking=True, timeout_ms=wait_ms,
+                    request_id=ctx.request_id, read_timeout=read_timeout,
+                    headers=self._trace_headers(ctx),
+                )
+            else:
+                outcome = self.client.invoke_action_async(
+                    name, body, namespace=ns, request_id=ctx.request_id,
+                )
+        except ow.OpenWhiskError as exc:
+            raise self._fail(ctx, execution_id, action_type, op, exc) from None
+        result = self._from_activation(execution_id, action_type, outcome, started)
+        self._audit(ctx, op, result)
+        return result
+
+    @staticmethod
+    def _trace_headers(ctx: CallContext) -> dict[str, str] | None:
+        return {"traceparent": ctx.traceparent} if ctx.traceparent else None
+
+    # --- operations ----------------------------------------------------------------------
+
+    def invoke_action(self, ctx: CallContext, *, action_name: str, namespace: str | None = None,
+                      payload: Any = None, blocking: bool = True,
+                      timeout_ms: int | None = None) -> ExecutionResult:
+        return self._invoke(ctx, op="invoke_action", action_type="action" if blocking else "async",
+                            name=action_name, namespace=namespace, payload=payload,
+                            blocking=blocking, timeout_ms=timeout_ms)
+
+    def invoke_action_async(self, ctx: CallContext, *, action_name: str,
+                            namespace: str | None = None, payload: Any = None) -> ExecutionResult:
+        return self._invoke(ctx, op="invoke_action_async", action_type="async", name=action_name,
+                            namespace=namespace, payload=payload, blocking=False, timeout_ms=None)
+
+    def invoke_sequence(self, ctx: CallContext, *, sequence_name: str,
+                        namespace: str | None = None, payload: Any = None, blocking: bool = True,
+                        timeout_ms: int | None = None) -> ExecutionResult:
+        return self._invoke(ctx, op="invoke_sequence", action_type="sequence", name=sequence_name,
+                            namespace=namespace, payload=payload, blocking=blocking,
+                            timeout_ms=timeout_ms)
+
+    def invoke_web_action(self, ctx: CallContext, *, action_name: str,
+                          package_name: str | None = "default", namespace: str | None = None,
+                          payload: Any = None, method: str = "POST",
+                          headers: dict[str, str] | None = None,
+                          extension: str = ".json") -> ExecutionResult:
+        ns = self._namespace(namespace)
+        package = package_name or "default"
+        try:
+            split_action(f"{package}/{action_name}")
+        except InvalidName as exc:
+            raise errors.InvalidInput(str(exc)) from None
+        method = (method or "POST").upper()
+        if method not in WEB_METHODS:
+            raise errors.InvalidInput(f"method must be one of {', '.join(WEB_METHODS)}")
+        extension = extension if extension is not None else ".json"
+        if extension and not extension.startswith("."):
+            extension = "." + extension
+        if extension not in WEB_EXTENSIONS:
+            raise errors.InvalidInput(f"extension must be one of {', '.join(WEB_EXTENSIONS[1:])}")
+        headers = dict(headers or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+            raise errors.InvalidInput("headers must map strings to strings")
+        body = self._payload(payload)
+        execution_id = self._start(ctx, namespace=ns, action_name=f"{package}/{action_name}",
+                                   action_type="web", payload=body, blocking=True,
+                                   timeout_ms=None)
+        started = self._clock()
+        try:
+            response: WebActionResponse = self.client.invoke_web_action(
+                action_name, body, namespace=ns, package=package, method=method,
+                headers=headers, extension=extension, request_id=ctx.request_id,
+            )
+        except ow.OpenWhiskError as exc:
+            raise self._fail(ctx, execution_id, "web", "invoke_web_action", exc) from None
+        duration = int((self._clock() - started) * 1000)
+        success = response.status_code < 400
+        text = response.text()
+        if response.status_code == 202:
+            outcome = ACCEPTED if response.activation_id else SUCCEEDED
+        else:
+            outcome = SUCCEEDED if success else FAILED
+        error = None if success else (text[:1000] or f"HTTP {response.status_code}")
+        if outcome == ACCEPTED:
+            self._finish(execution_id, status=ACCEPTED, activation_id=response.activation_id,
+                         status_code=202)
+        else:
+            self._finish(execution_id, status=outcome, success=success,
+                         activation_id=response.activation_id, result=_web_result(response),
+                         duration_ms=duration, error=error, status_code=response.status_code)
+        result = ExecutionResult(
+            execution_id=execution_id, action_type="web", outcome=outcome,
+            status="success" if success else "error", activation_id=response.activation_id,
+            result=_web_result(response), error=error, duration_ms=duration,
+            start_time=int(started * 1000), end_time=int(self._clock() * 1000),
+            status_code=response.status_code, response_body=text,
+            response_headers=dict(response.headers),
+        )
+        self._audit(ctx, "invoke_web_action", result)
+        return result
+
+    def fire_trigger(self, ctx: CallContext, *, trigger_name: str, namespace: str | None = None,
+                     payload: Any = None) -> ExecutionResult:
+        ns = self._namespace(namespace)
+        try:
+            from owaction.names import check_name
+
+            check_name(trigger_name, "trigger_name")
+        except InvalidName as exc:
+            raise errors.InvalidInput(str(exc)) from None
+        body = self._payload(payload)
+        execution_id = self._start(ctx, namespace=ns, action_name=trigger_name,
+                                   action_type="trigger", payload=body, blocking=False,
+                                   timeout_ms=None)
+        started = self._clock()
+        try:
+            fired: TriggerFired = self.client.fire_trigger(
+                trigger_name, body, namespace=ns, request_id=ctx.request_id,
+            )
+        except ow.OpenWhiskError as exc:
+            raise self._fail(ctx, execution_id, "trigger", "fire_trigger", exc) from None
+        duration = int((self._clock() - started) * 1000)
+        if fired.fired:
+            self._finish(execution_id, status=ACCEPTED, activation_id=fired.activation_id,
+                         status_code=202)
+            result = ExecutionResult(execution_id=execution_id, action_type="trigger",
+                                     outcome=ACCEPTED, status="accepted",
+                                     activation_id=fired.activation_id, duration_ms=duration)
+        else:
+            self._finish(execution_id, status=SUCCEEDED, success=True, duration_ms=duration,
+                         status_code=204)
+            result = ExecutionResult(execution_id=execution_id, action_type="trigger",
+                                     outcome=SUCCEEDED, status="no active rule",
+                                     duration_ms=duration)
+        self._audit(ctx, "fire_trigger", result)
+        return result
+
+    def get_activation(self, ctx: CallContext, *, activation_id: str,
+                       namespace: str | None = None) -> Activation:
+        ns = self._namespace(namespace)
+        try:
+            check_activation_id(activation_id)
+        except InvalidName as exc:
+            raise errors.InvalidInput(str(exc)) from None
+        try:
+            return self.client.get_activation(activation_id, namespace=ns)
+        except ow.NotFound:
+            raise errors.NotFound(f"activation {activation_id} does not exist") from None
+        except ow.OpenWhiskError as exc:
+            raise translate_client_error(exc)[0] from None
+
+    def list_actions(self, ctx: CallContext, *, namespace: str | None = None, limit: int = 30,
+                     skip: int = 0) -> list[ActionInfo]:
+        ns = self._namespace(namespace)
+        if not _whole(limit) or not 0 <= limit <= LIST_LIMIT_MAX:
+            raise errors.InvalidInput(f"limit must be between 0 and {LIST_LIMIT_MAX}")
+        if not _whole(skip) or skip < 0:
+            raise errors.InvalidInput("skip must be 0 or more")
+        try:
+            return self.client.list_actions(namespace=ns, limit=limit, skip=skip)
+        except ow.OpenWhiskError as exc:
+            raise translate_client_error(exc)[0] from None
+
+    # --- executions ----------------------------------------------------------------------
+
+    def get_execution(self, execution_id: str, *, refresh: bool = True):
+        if not isinstance(execution_id, str) or not 1 <= len(execution_id) <= 64:
+            raise errors.InvalidInput("execution_id is malformed")
+        record = self.store.get(execution_id)
+        if record is None:
+            raise errors.NotFound(f"execution {execution_id} does not exist")
+        if refresh and record.status == ACCEPTED and record.activation_id:
+            refreshed = self.refresh_execution(record)
+            if refreshed is not None:
+                return refreshed
+        return record
+
+    def refresh_execution(self, record):
+        """Complete an accepted execution from its activation, if OpenWhisk has it; the new
+        record, or None when the outcome is still unknown."""
+        try:
+            activation = self.client.get_activation(
+                record.activation_id, namespace=record.namespace or None
+            )
+        except ow.NotFound:
+            return None
+        except ow.OpenWhiskError as exc:
+            log.info("could not refresh execution %s: %s", record.execution_id, exc)
+            return None
+        self._from_activation(record.execution_id, record.action_type, activation,
+                              started=self._clock())
+        return self.store.get(record.execution_id)
+
+    def list_executions(self, *, action_name: str | None = None, action_type: str | None = None,
+                        status: str | None = None, since: Any = None, until: Any = None,
+                        limit: int = 50, cursor: str | None = None):
+        if not _whole(limit) or not 1 <= limit <= 500:
+            raise errors.InvalidInput("limit must be between 1 and 500")
+        try:
+            return self.store.list(action_name=action_name, action_type=action_type,
+                                   status=status, since=since, until=until, limit=limit,
+                                   cursor=cursor)
+        except ValueError as exc:
+            raise errors.InvalidInput(str(exc)) from None
+
+    def stats(self) -> dict:
+        return self.store.stats()
+
+    def health(self) -> dict:
+        """Database by ``SELECT 1``; OpenWhisk reachability cached for a few seconds."""
+        database = self.store.ping(timeout=1.0)
+        return {
+            "database": "connected" if database else "unavailable",
+            "openwhisk": "reachable" if self._openwhisk_reachable() else "unreachable",
+            "healthy": database,
+        }
+
+    def _openwhisk_reachable(self) -> bool:
+        checked_at, ok = self._openwhisk_seen
+        now = time.monotonic()
+        if now - checked_at < 10:
+            return ok
+        try:
+            self.client.info(timeout=1.0)
+            ok = True
+        except ow.OpenWhiskError:
+            ok = False
+        self._openwhisk_seen = (now, ok)
+        return ok
+
+
+def _web_result(response: WebActionResponse) -> Any:
+    if "json" in response.content_type:
+        try:
+            return json.loads(response.body or b"null")
+        except ValueError:
+            pass
+    return {"body": response.text()[:4096], "content_type": response.content_type}
