@@ -153,6 +153,8 @@ def _optional_url(raw: str) -> str:
 
 def _database_url(raw: str) -> str:
     value = raw.strip()
+    if not value:
+        return ""  # filled in below: SQLite under DATA_DIR
     if value.startswith("postgresql://"):
         # PyDAL spells it postgres://; callers and deployments use both.
         value = "postgres://" + value[len("postgresql://") :]

@@ -17,6 +17,7 @@ from typing import Any
 
 from owaction import errors
 from owaction.config import Settings
+from owaction.logs import aaa
 from owaction.names import InvalidName, check_activation_id, check_namespace, split_action
 from owaction.openwhisk import errors as ow
 from owaction.openwhisk.models import (
@@ -30,7 +31,6 @@ from owaction.openwhisk.models import (
 )
 
 log = logging.getLogger("owaction.service")
-audit_log = logging.getLogger("owaction.audit")
 
 WEB_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 WEB_EXTENSIONS = ("", ".json", ".http", ".html", ".svg", ".text")
@@ -279,23 +279,12 @@ class ActionService:
                 delay *= 2
 
     def _audit(self, ctx: CallContext, action: str, result: ExecutionResult) -> None:
-        audit_log.info(
-            "execution",
-            extra={
-                "aaa_event": "AUDIT",
-                "aaa_action": action,
-                "aaa_result": result.outcome.upper(),
-                "aaa_fields": {
-                    "community": ctx.community,
-                    "user": ctx.user,
-                    "time": f"{result.duration_ms}ms" if result.duration_ms is not None else None,
-                    "execution_id": result.execution_id,
-                    "activation_id": result.activation_id,
-                    "caller": ctx.caller,
-                    "source": ctx.source,
-                    "status": result.status,
-                },
-            },
+        aaa(
+            "AUDIT", action, result.outcome.upper(),
+            community=ctx.community, user=ctx.user,
+            time=f"{result.duration_ms}ms" if result.duration_ms is not None else None,
+            execution_id=result.execution_id, activation_id=result.activation_id,
+            caller=ctx.caller, source=ctx.source, status=result.status,
         )
 
     def _fail(self, ctx: CallContext, execution_id: str, action_type: str, op: str,

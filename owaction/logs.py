@@ -1,0 +1,216 @@
+"""AAA logging: WaddleBot's line format for every event, on console, file and syslog.
+
+    [2026-01-30 12:00:00.123] INFO openwhisk_action_module:1.0.0 AUDIT community=42 user=u1 \
+action=invoke_action result=SUCCESS time=87ms activation_id=...
+
+Event types: AUTH (tokens, keys), AUTHZ (permission decisions), AUDIT (executions), ERROR and
+SYSTEM (start, stop, configuration, registration, reloads). A record logged without an event type
+(a library's, say) is written as SYSTEM, or ERROR at level ERROR and above, so every line parses
+the same way. Values holding spaces, quotes or newlines are quoted, so one event is one line.
+``LOG_FORMAT=json`` writes the same fields as one JSON object per line.
+
+Secrets never reach a line: callers log sizes, not payloads, and a filter replaces any configured
+secret value that slipped into a message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from owaction import __version__
+from owaction.config import Settings
+
+AAA_LOGGER = "owaction.aaa"
+EVENT_TYPES = ("AUTH", "AUTHZ", "AUDIT", "ERROR", "SYSTEM")
+FILE_MAX_BYTES = 10 * 1024 * 1024
+FILE_BACKUPS = 5
+_BARE_VALUE = re.compile(r"\A[^\s\"=\\]+\Z")
+
+# A line of this format, for tests and log shippers.
+LINE_RE = re.compile(
+    r"\A\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+    r"\S+:\S+ (AUTH|AUTHZ|AUDIT|ERROR|SYSTEM) community=\S+ user=\S+ action=\S+ result=\S+"
+    r"( [A-Za-z_][A-Za-z0-9_]*=(\"(?:[^\"\\]|\\.)*\"|[^\s\"]+))*\Z"
+)
+
+
+def quote(value: Any) -> str:
+    """A value as it appears after ``key=``: bare when safe, else a JSON string."""
+    if value is None or value == "":
+        return "-"
+    text = value if isinstance(value, str) else str(value)
+    if _BARE_VALUE.match(text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _fields(record: logging.LogRecord) -> tuple[str, str, str, str, str, dict[str, Any]]:
+    event = getattr(record, "aaa_event", None)
+    if event not in EVENT_TYPES:
+        event = "ERROR" if record.levelno >= logging.ERROR else "SYSTEM"
+    action = getattr(record, "aaa_action", None) or record.name
+    result = getattr(record, "aaa_result", None) or record.levelname
+    extra = dict(getattr(record, "aaa_fields", None) or {})
+    community = extra.pop("community", None)
+    user = extra.pop("user", None)
+    message = record.getMessage()
+    if message:
+        extra.setdefault("msg", message)
+    if record.exc_info and record.exc_info[0] is not None:
+        # The exception type and message only: a traceback would span many lines.
+        extra.setdefault("exception", f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
+    return event, action, result, quote(community), quote(user), extra
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.created)) + (
+        f".{int(record.msecs):03d}"
+    )
+
+
+class AAAFormatter(logging.Formatter):
+    def __init__(self, module: str, version: str = __version__):
+        super().__init__()
+        self.prefix = f"{module}:{version}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        event, action, result, community, user, extra = _fields(record)
+        parts = [
+            f"[{_timestamp(record)}]",
+            record.levelname,
+            self.prefix,
+            event,
+            f"community={community}",
+            f"user={user}",
+            f"action={quote(action)}",
+            f"result={quote(result)}",
+        ]
+        parts.extend(f"{k}={quote(v)}" for k, v in extra.items() if v is not None)
+        return " ".join(parts)
+
+
+class JSONFormatter(logging.Formatter):
+    def __init__(self, module: str, version: str = __version__):
+        super().__init__()
+        self.module, self.version = module, version
+
+    def format(self, record: logging.LogRecord) -> str:
+        event, action, result, community, user, extra = _fields(record)
+        body = {
+            "timestamp": _timestamp(record),
+            "level": record.levelname,
+            "module": self.module,
+            "version": self.version,
+            "event": event,
+            "community": None if community == "-" else community,
+            "user": None if user == "-" else user,
+            "action": action,
+            "result": result,
+        }
+        body.update({k: v for k, v in extra.items() if v is not None})
+        return json.dumps(body, default=str, ensure_ascii=False)
+
+
+class SecretFilter(logging.Filter):
+    """Replaces configured secret values anywhere in a record's text, as a last line of defence."""
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 6}, key=len,
+                                    reverse=True))
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self.secrets:
+                if secret in value:
+                    value = value.replace(secret, "********")
+        return value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            record.msg = self._scrub(record.getMessage())
+            record.args = None
+            fields = getattr(record, "aaa_fields", None)
+            if fields:
+                record.aaa_fields = {k: self._scrub(v) for k, v in fields.items()}
+        return True
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    values = [settings.module_secret_key, settings.service_key, settings.callback_secret]
+    key = settings.openwhisk_auth_key
+    values += [key, key.partition(":")[2]]
+    values += [k for _, k in settings.api_keys]
+    return [v for v in values if v]
+
+
+def aaa(event: str, action: str, result: str, *, level: int = logging.INFO,
+        community: Any = None, user: Any = None, **fields: Any) -> None:
+    """Log one AAA event."""
+    logging.getLogger(AAA_LOGGER).log(
+        level,
+        "",
+        extra={
+            "aaa_event": event,
+            "aaa_action": action,
+            "aaa_result": result,
+            "aaa_fields": {"community": community, "user": user, **fields},
+        },
+    )
+
+
+def setup_logging(settings: Settings, *, process: str = "owaction") -> list[str]:
+    """Configure the root logger for an entry point; returns warnings it has already logged.
+
+    Only entry points call this (never library code), once per process.
+    """
+    formatter: logging.Formatter
+    if settings.log_format == "json":
+        formatter = JSONFormatter(settings.module_name)
+    else:
+        formatter = AAAFormatter(settings.module_name)
+    secret_filter = SecretFilter(secrets_of(settings))
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    warnings: list[str] = []
+    try:
+        os.makedirs(settings.log_dir, exist_ok=True)
+        path = os.path.join(settings.log_dir, f"{process}.log")
+        handlers.append(logging.handlers.RotatingFileHandler(
+            path, maxBytes=FILE_MAX_BYTES, backupCount=FILE_BACKUPS, encoding="utf-8",
+        ))
+    except OSError as exc:
+        warnings.append(
+            f"LOG_DIR {settings.log_dir} is not writable ({exc.strerror}); logging to the "
+            "console only"
+        )
+    if settings.enable_syslog:
+        facility = logging.handlers.SysLogHandler.facility_names.get(
+            settings.syslog_facility.lower(), logging.handlers.SysLogHandler.LOG_LOCAL0
+        )
+        try:
+            handlers.append(logging.handlers.SysLogHandler(
+                address=(settings.syslog_host, settings.syslog_port), facility=facility,
+            ))
+        except OSError as exc:
+            warnings.append(f"syslog at {settings.syslog_host}:{settings.syslog_port}: {exc}")
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(secret_filter)
+        root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    # urllib3 logs every pooled connection at DEBUG and retries at WARNING; keep it quiet.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    for warning in warnings:
+        aaa("SYSTEM", "logging", "WARNING", level=logging.WARNING, msg=warning)
+    return warnings
