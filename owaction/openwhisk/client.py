@@ -1,0 +1,709 @@
+"""OpenWhiskClient: the module's only way to talk to OpenWhisk's REST API.
+
+Every call checks its names before anything is sent, percent-encodes each path segment, sends
+explicit (connect, read) timeouts, and returns a typed model from ``models`` or raises an error
+from ``errors``. A POST is sent once (unless the connection was refused before anything left);
+GETs of the API are retried on connection errors and 502/503/504 with capped, jittered backoff.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pybreaker
+import requests
+
+from owaction import __version__
+from owaction.names import (
+    check_activation_id,
+    check_name,
+    check_namespace,
+    path_segment,
+    split_action,
+)
+from owaction.openwhisk.errors import (
+    CircuitOpen,
+    HTTPStatusError,
+    InvalidName,
+    TransportError,
+    error_for_status,
+)
+from owaction.openwhisk.models import (
+    ActionInfo,
+    ActionResult,
+    Activation,
+    ActivationPending,
+    TriggerFired,
+    WebActionResponse,
+)
+from owaction.openwhisk.transport import (
+    DEFAULT_KEEPALIVE_IDLE,
+    backoff_delay,
+    full_jitter,
+    make_session,
+    translate,
+)
+
+log = logging.getLogger("owaction.openwhisk")
+
+ACTIVATION_ID_HEADER = "x-openwhisk-activation-id"
+RETRY_STATUSES = frozenset({502, 503, 504})
+WEB_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+WEB_EXTENSIONS = frozenset({"", ".http", ".json", ".html", ".svg", ".text"})
+# Time OpenWhisk needs past its blocking wait to send the 202 that says "still running".
+BLOCKING_MARGIN = 5.0
+# Under a caller's deadline the margin must be small, or short deadlines leave no wait at all.
+DEADLINE_MARGIN = 0.25
+
+_FROM_SETTINGS = object()
+
+
+class _CountedFailure(Exception):
+    """Replayed into the circuit breaker to record one failed call."""
+
+
+@functools.cache
+def _warn_insecure(api_host: str) -> None:
+    log.warning("TLS certificate verification is OFF for OpenWhisk at %s "
+                "(OPENWHISK_INSECURE=true); use OPENWHISK_CA_BUNDLE instead", api_host)
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def status_error(response: requests.Response, what: str) -> HTTPStatusError:
+    """The client error for an error status, with OpenWhisk's message and transaction id."""
+    body = _json(response)
+    message = None
+    request_id = response.headers.get("X-Request-ID")
+    if isinstance(body, dict):
+        if isinstance(body.get("error"), str):
+            message = body["error"]
+        if isinstance(body.get("code"), str | int):
+            request_id = str(body["code"])
+    if message is None:
+        text = response.text.strip() if body is None else ""
+        message = text[:300] or f"HTTP {response.status_code} {response.reason or ''}".strip()
+    cls = error_for_status(response.status_code)
+    return cls(
+        message,
+        status_code=response.status_code,
+        request_id=request_id,
+        body=body if body is not None else response.text[:2000],
+        retry_after=_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _is_activation(body: Any) -> bool:
+    return isinstance(body, dict) and "activationId" in body and "response" in body
+
+
+def _web_failure(response: requests.Response) -> bool:
+    # A web action's own 5xx carries its activation id; a 5xx without one is OpenWhisk's.
+    return response.status_code >= 500 and ACTIVATION_ID_HEADER not in response.headers
+
+
+def _invoke_failure(response: requests.Response) -> bool:
+    if response.status_code < 500:
+        return False
+    if response.status_code == 502:
+        body = _json(response)
+        # An action that ran and failed is not OpenWhisk failing.
+        return not (_is_activation(body) or isinstance(body, list)
+                    or ACTIVATION_ID_HEADER in response.headers)
+    return True
+
+
+def _server_failure(response: requests.Response) -> bool:
+    return response.status_code >= 500
+
+
+def _epoch_ms(value: int | float | datetime | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+class OpenWhiskClient:
+    """A client for one OpenWhisk API host and credentials; safe to share between threads
+    and greenlets."""
+
+    def __init__(
+        self,
+        *,
+        api_host: str,
+        auth_key: str,
+        namespace: str = "guest",
+        session: requests.Session | None = None,
+        pool_size: int = 200,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 70.0,
+        blocking_wait_ms: int = 60000,
+        verify: bool | str = True,
+        get_retries: int = 3,
+        keepalive_idle: float = DEFAULT_KEEPALIVE_IDLE,
+        breaker: pybreaker.CircuitBreaker | None = None,
+        backoff_base: float = 0.2,
+        backoff_max: float = 5.0,
+        jitter: Callable[[float], float] = full_jitter,
+        sleep: Callable[[float], None] = time.sleep,
+        blocking_margin: float = BLOCKING_MARGIN,
+    ):
+        user, sep, key = auth_key.partition(":")
+        if not sep or not user or not key:
+            raise ValueError("auth_key must have the form uuid:key")
+        self.api_host = api_host.rstrip("/")
+        self.namespace = check_namespace(namespace)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.blocking_wait_ms = blocking_wait_ms
+        self.blocking_margin = blocking_margin
+        self.verify = verify
+        self.get_retries = max(0, get_retries)
+        self.keepalive_idle = keepalive_idle
+        self.breaker = breaker
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.jitter = jitter
+        self.sleep = sleep
+        self._auth = (user, key)
+        self._owns_session = session is None
+        self._session = session or make_session(
+            pool_size=pool_size, keepalive_idle=keepalive_idle, quiet_insecure=verify is False
+        )
+        self._probe_lock = threading.Lock()
+        if verify is False and self.api_host.startswith("https://"):
+            _warn_insecure(self.api_host)
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, session: requests.Session | None = None,
+                      breaker: Any = _FROM_SETTINGS) -> OpenWhiskClient:
+        """A client configured from ``Settings``; a circuit breaker unless ``breaker=None``."""
+        if breaker is _FROM_SETTINGS:
+            breaker = pybreaker.CircuitBreaker(
+                fail_max=settings.breaker_fail_max,
+                reset_timeout=settings.breaker_reset_timeout,
+                name="openwhisk",
+            )
+        return cls(
+            api_host=settings.openwhisk_api_host,
+            auth_key=settings.openwhisk_auth_key,
+            namespace=settings.openwhisk_namespace,
+            session=session,
+            pool_size=settings.openwhisk_pool_size,
+            connect_timeout=settings.openwhisk_connect_timeout,
+            read_timeout=settings.request_timeout,
+            blocking_wait_ms=settings.openwhisk_blocking_wait_ms,
+            verify=settings.openwhisk_verify,
+            get_retries=settings.openwhisk_get_retries,
+            keepalive_idle=settings.openwhisk_keepalive_idle,
+            breaker=breaker,
+        )
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> OpenWhiskClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- paths -------------------------------------------------------------------------------
+
+    def _ns(self, namespace: str | None) -> str:
+        return path_segment(check_namespace(namespace or self.namespace))
+
+    def _collection(self, namespace: str | None, collection: str) -> str:
+        return f"/api/v1/namespaces/{self._ns(namespace)}/{collection}"
+
+    def _entity(self, namespace: str | None, collection: str, name: str, what: str) -> str:
+        return f"{self._collection(namespace, collection)}/{path_segment(check_name(name, what))}"
+
+    def _action_path(self, namespace: str | None, name: str) -> str:
+        package, action = split_action(name)
+        segments = [path_segment(action)] if package is None else [
+            path_segment(package), path_segment(action)]
+        return self._collection(namespace, "actions") + "/" + "/".join(segments)
+
+    # --- the one way a request goes out --------------------------------------------------------
+
+    def _headers(self, request_id: str | None, headers: dict[str, str] | None) -> dict[str, str]:
+        out = {"User-Agent": f"owaction/{__version__}"}
+        for name, value in (headers or {}).items():
+            if not isinstance(name, str) or not isinstance(value, str) or any(
+                    c in name + value for c in "\r\n\0"):
+                raise InvalidName(f"header {name!r} is not a single-line string")
+            out[name] = value
+        if request_id is not None:
+            if not isinstance(request_id, str) or any(c in request_id for c in "\r\n\0"):
+                raise InvalidName("request id must be a single-line string")
+            out["X-Request-ID"] = request_id
+        return out
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        request_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        read_timeout: float | None = None,
+        idempotent: bool = False,
+        is_failure: Callable[[requests.Response], bool] = _server_failure,
+    ) -> requests.Response:
+        """One logical call: a response of any status, or a TransportError.
+
+        Retries a connection refused before anything was sent, for any method, and (when
+        ``idempotent``) dropped connections, timeouts and 502/503/504, within the read timeout
+        the caller gave.
+        """
+        send_headers = self._headers(request_id, headers)
+        url = self.api_host + path
+        timeout = (self.connect_timeout, read_timeout if read_timeout is not None
+                   else self.read_timeout)
+        deadline = None if read_timeout is None else time.monotonic() + read_timeout
+        attempt = 0
+        while True:
+            try:
+                response = self._attempt(method, url, what=what, params=params,
+                                         json_body=json_body, headers=send_headers,
+                                         timeout=timeout, is_failure=is_failure)
+            except CircuitOpen:
+                raise
+            except TransportError as exc:
+                if not (idempotent or not exc.request_sent) or attempt >= self.get_retries:
+                    raise
+                attempt += 1
+                if not self._pause(attempt, deadline, what, exc):
+                    raise
+                continue
+            if (idempotent and response.status_code in RETRY_STATUSES
+                    and attempt < self.get_retries):
+                attempt += 1
+                if self._pause(attempt, deadline, what, f"HTTP {response.status_code}"):
+                    response.close()
+                    continue
+            return response
+
+    def _pause(self, attempt: int, deadline: float | None, what: str, why: object) -> bool:
+        """Sleep before retry ``attempt``; False when that would pass the caller's deadline."""
+        delay = self.jitter(backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_max))
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            return False
+        log.info("%s: retry %d/%d in %.2fs after %s", what, attempt, self.get_retries, delay, why)
+        self.sleep(delay)
+        return True
+
+    def _attempt(self, method: str, url: str, *, what: str, params, json_body, headers, timeout,
+                 is_failure: Callable[[requests.Response], bool]) -> requests.Response:
+        probing = self._admit(what)
+        try:
+            try:
+                response = self._session.request(
+                    method, url, params=params, json=json_body, headers=headers,
+                    auth=self._auth, timeout=timeout, verify=self.verify, allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                self._record(failed=True)
+                raise translate(exc, what) from exc
+            self._record(failed=is_failure(response))
+            return response
+        finally:
+            if probing:
+                self._probe_lock.release()
+
+    # --- circuit breaker ------------------------------------------------------------------------
+    #
+    # pybreaker's ``call`` holds the breaker's lock for the whole guarded call, which would let
+    # one request through at a time. So the request runs outside it, and its outcome is replayed
+    # into the breaker afterwards through ``call`` so that pybreaker's own state machine (counts,
+    # opening, half-open trial, listeners) decides.
+
+    def _admit(self, what: str) -> bool:
+        """Raise CircuitOpen while the breaker is open; True when this call is the one probe."""
+        breaker = self.breaker
+        if breaker is None or breaker.current_state == pybreaker.STATE_CLOSED:
+            return False
+        remaining = self._open_for()
+        if breaker.current_state == pybreaker.STATE_OPEN and remaining > 0:
+            raise CircuitOpen(f"{what}: OpenWhisk is failing; the circuit breaker is open",
+                              retry_after=remaining)
+        if not self._probe_lock.acquire(blocking=False):
+            raise CircuitOpen(f"{what}: OpenWhisk is failing; a probe is in flight",
+                              retry_after=1.0)
+        return True
+
+    def _open_for(self) -> float:
+        """Seconds until an open breaker lets a probe through."""
+        breaker = self.breaker
+        # pybreaker keeps the opening time only in its storage object.
+        opened_at = getattr(getattr(breaker, "_state_storage", None), "opened_at", None)
+        if opened_at is None:
+            return 0.0
+        elapsed = (datetime.now(UTC) - opened_at).total_seconds()
+        return max(0.0, breaker.reset_timeout - elapsed)
+
+    def _record(self, *, failed: bool) -> None:
+        breaker = self.breaker
+        if breaker is None:
+            return
+
+        def outcome() -> None:
+            if failed:
+                raise _CountedFailure
+
+        try:
+            breaker.call(outcome)
+        except (_CountedFailure, pybreaker.CircuitBreakerError):
+            # The outcome is recorded; the caller gets the real answer or error, not these.
+            pass
+
+    # --- invoking ------------------------------------------------------------------------------
+
+    def invoke_action(
+        self,
+        name: str,
+        payload: dict | None = None,
+        *,
+        namespace: str | None = None,
+        blocking: bool = True,
+        result: bool = False,
+        timeout_ms: int | None = None,
+        request_id: str | None = None,
+        read_timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Activation | ActivationPending | ActionResult:
+        """Invoke an action (or sequence); an action that ran and failed is an Activation
+        (or ActionResult) with ``success`` False, not an exception."""
+        path = self._action_path(namespace, name)
+        params = {"blocking": _flag(blocking), "result": _flag(result)}
+        if blocking:
+            wait_ms = timeout_ms or self.blocking_wait_ms
+            if read_timeout is not None:
+                # Ask OpenWhisk to give up waiting (202) just before our caller gives up on us.
+                wait_ms = min(wait_ms, max(1, int((read_timeout - DEADLINE_MARGIN) * 1000)))
+            else:
+                read_timeout = max(self.read_timeout, wait_ms / 1000 + self.blocking_margin)
+            params["timeout"] = str(wait_ms)
+        response = self._request(
+            "POST", path, what=f"invoke {name}", params=params,
+            json_body=payload if payload is not None else {}, request_id=request_id,
+            headers=headers, read_timeout=read_timeout, is_failure=_invoke_failure,
+        )
+        return self._invoke_outcome(response, name=name, blocking=blocking)
+
+    def _invoke_outcome(self, response: requests.Response, *, name: str,
+                        blocking: bool) -> Activation | ActivationPending | ActionResult:
+        status = response.status_code
+        header_id = response.headers.get(ACTIVATION_ID_HEADER)
+        body = _json(response)
+        if status == 202:
+            activation_id = body.get("activationId") if isinstance(body, dict) else None
+            activation_id = activation_id or header_id
+            if not activation_id:
+                raise status_error(response, f"invoke {name}")
+            return ActivationPending(activation_id, demoted=blocking)
+        if status in (200, 500, 502):
+            if _is_activation(body):
+                return Activation.from_json(body)
+            # result=true bodies, and array results (sent bare whatever ``result`` says). A
+            # 500/502 without an activation id is OpenWhisk's own error, not the action's.
+            if (isinstance(body, list) or status == 200 or header_id) and body is not None:
+                return ActionResult(header_id or "", body, success=status == 200)
+        raise status_error(response, f"invoke {name}")
+
+    def invoke_action_async(self, name: str, payload: dict | None = None, *,
+                            namespace: str | None = None, request_id: str | None = None,
+                            headers: dict[str, str] | None = None) -> ActivationPending:
+        """Start an action without waiting; OpenWhisk's 202 with the activation id."""
+        outcome = self.invoke_action(name, payload, namespace=namespace, blocking=False,
+                                     request_id=request_id, headers=headers)
+        if not isinstance(outcome, ActivationPending):
+            raise error_for_status(500)(
+                "OpenWhisk answered a non-blocking invoke with a result", status_code=500)
+        return outcome
+
+    def invoke_sequence(self, name: str, payload: dict | None = None, *,
+                        namespace: str | None = None, blocking: bool = True,
+                        timeout_ms: int | None = None, **kw: Any,
+                        ) -> Activation | ActivationPending | ActionResult:
+        """A sequence is invoked exactly like an action."""
+        return self.invoke_action(name, payload, namespace=namespace, blocking=blocking,
+                                  timeout_ms=timeout_ms, **kw)
+
+    def invoke_web_action(
+        self,
+        action: str,
+        payload: dict | None = None,
+        *,
+        namespace: str | None = None,
+        package: str = "default",
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+        extension: str = ".json",
+        request_id: str | None = None,
+        read_timeout: float | None = None,
+    ) -> WebActionResponse:
+        """Call a web action; whatever status it answers is its answer, not an error."""
+        ns = namespace or self.namespace
+        if ns == "_":
+            raise InvalidName("web actions need an explicit namespace, not '_'")
+        method = method.upper()
+        if method not in WEB_METHODS:
+            raise InvalidName(f"method {method!r} is not one of {sorted(WEB_METHODS)}")
+        if extension not in WEB_EXTENSIONS:
+            raise InvalidName(f"extension {extension!r} is not one of {sorted(WEB_EXTENSIONS)}")
+        package_name, action_name = split_action(f"{package or 'default'}/{action}")
+        if not extension and "." in action_name:
+            # OpenWhisk would read the part after the dot as the extension.
+            raise InvalidName(f"action {action_name!r} contains a dot: give an extension")
+        path = (f"/api/v1/web/{self._ns(ns)}/{path_segment(package_name)}/"
+                f"{path_segment(action_name)}{extension}")
+        params = json_body = None
+        if method in ("GET", "HEAD", "OPTIONS"):
+            params = {k: v if isinstance(v, str) else _json_text(v)
+                      for k, v in (payload or {}).items()}
+        else:
+            json_body = payload if payload is not None else {}
+        # A web GET runs an action too, so it is never retried after it may have been sent.
+        response = self._request(
+            method, path, what=f"web action {package_name}/{action_name}", params=params,
+            json_body=json_body, request_id=request_id, headers=headers,
+            read_timeout=read_timeout, is_failure=_web_failure,
+        )
+        return WebActionResponse(
+            status_code=response.status_code,
+            headers=dict(response.headers),
+            body=response.content,
+            activation_id=response.headers.get(ACTIVATION_ID_HEADER),
+        )
+
+    def fire_trigger(self, name: str, payload: dict | None = None, *,
+                     namespace: str | None = None, request_id: str | None = None,
+                     headers: dict[str, str] | None = None) -> TriggerFired:
+        """Fire a trigger; ``activation_id`` is None when no rule was active (204)."""
+        path = self._entity(namespace, "triggers", name, "trigger name")
+        response = self._request(
+            "POST", path, what=f"fire {name}", json_body=payload if payload is not None else {},
+            request_id=request_id, headers=headers,
+        )
+        if response.status_code == 204:
+            return TriggerFired(None)
+        if response.status_code in (200, 202):
+            body = _json(response)
+            activation_id = (body.get("activationId") if isinstance(body, dict) else None) or \
+                response.headers.get(ACTIVATION_ID_HEADER)
+            return TriggerFired(activation_id)
+        raise status_error(response, f"fire {name}")
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def _get(self, path: str, *, what: str, params: dict[str, Any] | None = None,
+             request_id: str | None = None, headers: dict[str, str] | None = None,
+             read_timeout: float | None = None) -> Any:
+        response = self._request("GET", path, what=what, params=params, request_id=request_id,
+                                 headers=headers, read_timeout=read_timeout, idempotent=True)
+        if response.status_code != 200:
+            raise status_error(response, what)
+        body = _json(response)
+        if body is None:
+            raise error_for_status(502)(f"{what}: OpenWhisk answered 200 without JSON",
+                                        status_code=502, body=response.text[:2000])
+        return body
+
+    @staticmethod
+    def _list_params(limit: int, skip: int, count: bool, **extra: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "skip": skip}
+        if count:
+            params["count"] = "true"
+        params.update({k: v for k, v in extra.items() if v is not None})
+        return params
+
+    @staticmethod
+    def _count(body: Any, key: str) -> int:
+        if isinstance(body, dict) and isinstance(body.get(key), int):
+            return body[key]
+        raise error_for_status(502)(f"OpenWhisk answered a count without {key!r}",
+                                    status_code=502, body=body)
+
+    def info(self, *, timeout: float | None = None) -> dict:
+        """``GET /api/v1``: OpenWhisk's build information; a cheap reachability probe."""
+        return self._get("/api/v1", what="info", read_timeout=timeout)
+
+    def list_actions(self, *, namespace: str | None = None, package: str | None = None,
+                     limit: int = 30, skip: int = 0, count: bool = False,
+                     request_id: str | None = None) -> list[ActionInfo] | int:
+        """Actions of a namespace (packaged ones included) or of one package."""
+        path = self._collection(namespace, "actions")
+        if package is not None:
+            path += "/" + path_segment(check_name(package, "package name")) + "/"
+        body = self._get(path, what="list actions",
+                         params=self._list_params(limit, skip, count), request_id=request_id)
+        if count:
+            return self._count(body, "actions")
+        return [_action_info(row) for row in body if isinstance(row, dict)]
+
+    def get_action(self, name: str, *, namespace: str | None = None, code: bool = False,
+                   request_id: str | None = None) -> dict:
+        return self._get(self._action_path(namespace, name), what=f"get action {name}",
+                         params={"code": _flag(code)}, request_id=request_id)
+
+    def _activation_path(self, activation_id: str, namespace: str | None) -> str:
+        check_activation_id(activation_id)
+        return f"{self._collection(namespace, 'activations')}/{activation_id}"
+
+    def get_activation(self, activation_id: str, *, namespace: str | None = None,
+                       request_id: str | None = None) -> Activation:
+        """The full activation record; NotFound until OpenWhisk has stored it."""
+        body = self._get(self._activation_path(activation_id, namespace),
+                         what=f"get activation {activation_id}", request_id=request_id)
+        return Activation.from_json(body)
+
+    def get_activation_result(self, activation_id: str, *, namespace: str | None = None,
+                              request_id: str | None = None) -> dict:
+        """``{"result", "success", "status"[, "size"]}`` of a finished activation."""
+        return self._get(self._activation_path(activation_id, namespace) + "/result",
+                         what=f"get result of {activation_id}", request_id=request_id)
+
+    def get_activation_logs(self, activation_id: str, *, namespace: str | None = None,
+                            request_id: str | None = None) -> list[str]:
+        body = self._get(self._activation_path(activation_id, namespace) + "/logs",
+                         what=f"get logs of {activation_id}", request_id=request_id)
+        return list(body.get("logs") or []) if isinstance(body, dict) else []
+
+    def list_activations(self, *, namespace: str | None = None, name: str | None = None,
+                         limit: int = 30, skip: int = 0,
+                         since: int | float | datetime | None = None,
+                         upto: int | float | datetime | None = None, docs: bool = False,
+                         count: bool = False, request_id: str | None = None) -> list[dict] | int:
+        """Activations newest first; ``since``/``upto`` are epoch milliseconds or datetimes."""
+        if name is not None:
+            package, action = split_action(name)
+            name = f"{package}/{action}" if package else action
+        params = self._list_params(limit, skip, count, name=name, since=_epoch_ms(since),
+                                   upto=_epoch_ms(upto), docs="true" if docs else None)
+        body = self._get(self._collection(namespace, "activations"), what="list activations",
+                         params=params, request_id=request_id)
+        if count:
+            return self._count(body, "activations")
+        return list(body)
+
+    def _list(self, collection: str, namespace: str | None, limit: int, skip: int,
+              count: bool, request_id: str | None, **extra: Any) -> list[dict] | int:
+        body = self._get(self._collection(namespace, collection), what=f"list {collection}",
+                         params=self._list_params(limit, skip, count, **extra),
+                         request_id=request_id)
+        if count:
+            return self._count(body, collection)
+        return list(body)
+
+    def list_packages(self, *, namespace: str | None = None, limit: int = 30, skip: int = 0,
+                      count: bool = False, public: bool | None = None,
+                      request_id: str | None = None) -> list[dict] | int:
+        return self._list("packages", namespace, limit, skip, count, request_id,
+                          public=None if public is None else _flag(public))
+
+    def get_package(self, name: str, *, namespace: str | None = None,
+                    request_id: str | None = None) -> dict:
+        return self._get(self._entity(namespace, "packages", name, "package name"),
+                         what=f"get package {name}", request_id=request_id)
+
+    def list_triggers(self, *, namespace: str | None = None, limit: int = 30, skip: int = 0,
+                      count: bool = False, request_id: str | None = None) -> list[dict] | int:
+        return self._list("triggers", namespace, limit, skip, count, request_id)
+
+    def get_trigger(self, name: str, *, namespace: str | None = None,
+                    request_id: str | None = None) -> dict:
+        return self._get(self._entity(namespace, "triggers", name, "trigger name"),
+                         what=f"get trigger {name}", request_id=request_id)
+
+    def list_rules(self, *, namespace: str | None = None, limit: int = 30, skip: int = 0,
+                   count: bool = False, request_id: str | None = None) -> list[dict] | int:
+        return self._list("rules", namespace, limit, skip, count, request_id)
+
+    def get_rule(self, name: str, *, namespace: str | None = None,
+                 request_id: str | None = None) -> dict:
+        return self._get(self._entity(namespace, "rules", name, "rule name"),
+                         what=f"get rule {name}", request_id=request_id)
+
+    def enable_rule(self, name: str, *, namespace: str | None = None,
+                    request_id: str | None = None) -> dict:
+        return self._set_rule_state(name, "active", namespace, request_id)
+
+    def disable_rule(self, name: str, *, namespace: str | None = None,
+                     request_id: str | None = None) -> dict:
+        return self._set_rule_state(name, "inactive", namespace, request_id)
+
+    def _set_rule_state(self, name: str, state: str, namespace: str | None,
+                        request_id: str | None) -> dict:
+        what = f"set rule {name} {state}"
+        response = self._request("POST", self._entity(namespace, "rules", name, "rule name"),
+                                 what=what, json_body={"status": state}, request_id=request_id)
+        # OpenWhisk answers 200 (swagger also allows 202), with the rule or an empty body.
+        if response.status_code not in (200, 202):
+            raise status_error(response, what)
+        body = _json(response)
+        return body if isinstance(body, dict) else {}
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _action_info(row: dict) -> ActionInfo:
+    annotations = tuple(
+        (a.get("key"), a.get("value")) for a in row.get("annotations") or []
+        if isinstance(a, dict)
+    )
+    kind = dict(annotations).get("exec")
+    if kind is None and isinstance(row.get("exec"), dict):
+        kind = row["exec"].get("kind")
+    return ActionInfo(
+        name=row.get("name", ""),
+        namespace=row.get("namespace", ""),
+        version=row.get("version", ""),
+        published=bool(row.get("publish", False)),
+        annotations=annotations,
+        kind=kind,
+    )
