@@ -330,6 +330,7 @@ class ExecutionStore:
         folder: str | None = None,
         connect_timeout: float = 3.0,
         statement_timeout: float = 30.0,
+        application_name: str = "owaction",
     ):
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -340,6 +341,7 @@ class ExecutionStore:
         self.acquire_timeout = acquire_timeout
         self.connect_timeout = connect_timeout
         self.statement_timeout = statement_timeout
+        self.application_name = application_name
         self.folder = folder or self._default_folder()
         self._slots = _new_semaphore(pool_size)
         self._counts_lock = threading.Lock()
@@ -387,7 +389,7 @@ class ExecutionStore:
                 "keepalives_idle": 30,
                 "keepalives_interval": 10,
                 "keepalives_count": 3,
-                "application_name": "owaction",
+                "application_name": self.application_name,
             }
         # Writers from several processes wait this long for SQLite's file lock before failing.
         return {"timeout": self.acquire_timeout}
@@ -506,7 +508,7 @@ class ExecutionStore:
                           driver_args=self._driver_args(),
                           decode_credentials=self._has_password())
             try:
-                _define(scratch, fake_migrate=True, only=existing)
+                _define(scratch, migrate=True, fake_migrate=True, only=existing)
             finally:
                 scratch.close()
         _define(db, migrate=True)
