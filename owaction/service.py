@@ -12,10 +12,11 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from owaction import errors
+from owaction.commands import CommandMap, action_payload, reply_fields
 from owaction.config import Settings
 from owaction.logs import aaa
 from owaction.names import InvalidName, check_activation_id, check_namespace, split_action
@@ -29,6 +30,7 @@ from owaction.openwhisk.models import (
     TriggerFired,
     WebActionResponse,
 )
+from owaction.store import DuplicateIdempotencyKey
 
 log = logging.getLogger("owaction.service")
 
@@ -170,10 +172,11 @@ class ActionService:
     """Validates, records, calls OpenWhisk and completes the record, for every operation."""
 
     def __init__(self, *, settings: Settings, client: Any, store: Any,
-                 clock: Callable[[], float] = time.time):
+                 commands: CommandMap | None = None, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.client = client
         self.store = store
+        self.commands = commands if commands is not None else CommandMap()
         self._clock = clock
         self._openwhisk_seen: tuple[float, bool] = (0.0, False)
 
@@ -182,10 +185,14 @@ class ActionService:
         from owaction.openwhisk.client import OpenWhiskClient
         from owaction.store import ExecutionStore
 
+        commands = CommandMap(settings.commands_file,
+                              unmapped_package=settings.unmapped_command_package,
+                              max_timeout_ms=settings.max_action_timeout)
         return cls(
             settings=settings,
             client=OpenWhiskClient.from_settings(settings),
             store=ExecutionStore.from_settings(settings),
+            commands=commands,
         )
 
     def close(self) -> None:
@@ -511,6 +518,137 @@ class ActionService:
         except ow.OpenWhiskError as exc:
             raise translate_client_error(exc)[0] from None
 
+    # --- WaddleBot #commands --------------------------------------------------------------
+
+    def execute_command(self, ctx: CallContext, *, command: str, args: str = "",
+                        user_id: str = "", entity_id: str = "", community_id: str = "",
+                        session_id: str = "", message: str = "") -> dict:
+        """Run the action a router #command maps to; always a ModuleResponse dict.
+
+        A repeat of a ``session_id`` (the router retries) never invokes the action again: it gets
+        the first request's reply, waiting for it while it is still running. That holds across
+        processes because the session id is the execution's idempotency key in the store.
+        """
+        started = self._clock()
+        fields = {"command": command, "args": args, "user_id": user_id, "entity_id": entity_id,
+                  "community_id": community_id, "session_id": session_id, "message": message}
+        for name, value in fields.items():
+            if value is None:
+                fields[name] = ""
+            elif not isinstance(value, str):
+                raise errors.InvalidInput(f"{name} must be a string")
+            elif len(value) > (4096 if name in ("args", "message") else 256):
+                raise errors.InvalidInput(f"{name} is too long")
+        command = fields["command"].strip()
+        if not command:
+            raise errors.InvalidInput("command is required")
+        session_id = fields["session_id"]
+        ctx = replace(ctx, community=community_id or None, user=user_id or None,
+                      request_id=ctx.request_id)
+        found = self.commands.lookup(command)
+        shown = command.split(" ", 1)[0]
+        if found is None or not found.enabled:
+            text = (f"Unknown command {shown}." if found is None
+                    else f"The command {shown} is disabled.")
+            aaa("AUDIT", "execute_command", "UNKNOWN" if found is None else "DISABLED",
+                community=community_id, user=user_id, command=shown, session_id=session_id)
+            return self._module_response(session_id=session_id, success=False,
+                                         error_message=text, started=started)
+        key = f"session:{session_id}" if session_id else None
+        if key:
+            existing = self.store.find_by_idempotency_key(ctx.caller, key)
+            if existing is not None:
+                return self._replay_command(existing, found)
+        payload = action_payload(
+            command=shown, args=fields["args"], user_id=user_id, entity_id=entity_id,
+            community_id=community_id, session_id=session_id, message=fields["message"],
+            timestamp=_iso_now(),
+        )
+        wait_ms, read_timeout = self._bounds(ctx, found.timeout_ms)
+        ns = self._namespace(None)
+        try:
+            record = self.store.create_pending(
+                namespace=ns, action_name=found.action, action_type="command",
+                payload=payload, blocking=True, timeout=found.timeout_ms, source=ctx.source,
+                caller=ctx.caller, request_id=session_id or ctx.request_id,
+                idempotency_key=key, trace_id=ctx.trace_id,
+            )
+        except DuplicateIdempotencyKey as dup:
+            return self._replay_command(dup.existing, found)
+        execution_id = record.execution_id
+        try:
+            outcome = self.client.invoke_action(
+                found.action, payload, namespace=ns, blocking=True, timeout_ms=wait_ms,
+                request_id=ctx.request_id, read_timeout=read_timeout,
+                headers=self._trace_headers(ctx),
+            )
+        except ow.Throttled as exc:
+            raise self._fail(ctx, execution_id, "command", "execute_command", exc) from None
+        except ow.OpenWhiskError as exc:
+            self._fail(ctx, execution_id, "command", "execute_command", exc)
+        else:
+            result = self._from_activation(execution_id, "command", outcome, started)
+            self._audit(ctx, "execute_command", result)
+        return self._reply_from_record(self.store.get(execution_id), found)
+
+    def _replay_command(self, record, found) -> dict:
+        """The reply of an earlier request for the same session, once it is final (bounded)."""
+        wait_s = (found.timeout_ms or self.settings.openwhisk_blocking_wait_ms) / 1000 + 2
+        deadline = time.monotonic() + wait_s
+        while not record.is_final and time.monotonic() < deadline:
+            time.sleep(0.1)
+            record = self.store.get(record.execution_id) or record
+        aaa("AUDIT", "execute_command", "REPLAYED", execution_id=record.execution_id,
+            session_id=record.request_id)
+        return self._reply_from_record(record, found)
+
+    def _reply_from_record(self, record, found) -> dict:
+        """The ModuleResponse for an execution, built only from the stored record so that a
+        replay answers exactly what the first request answered."""
+        command = ((record.payload or {}).get("trigger") or {}).get("command") or found.command
+        finished = record.completed_at or record.updated_at or record.created_at
+        base = {
+            "execution_id": record.execution_id,
+            "session_id": (record.payload or {}).get("session_id", record.request_id or ""),
+            "processing_time_ms": max(0, int(
+                (finished - record.created_at).total_seconds() * 1000)),
+            "timestamp": finished.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        }
+        if record.status == SUCCEEDED:
+            fields = reply_fields(record.result)
+            success = fields.pop("success", True)
+            return self._module_response(success=success, error_message=None if success else
+                                         f"Sorry, {command} could not answer.", **base, **fields)
+        if record.status in (PENDING, ACCEPTED) or "time limit" in (record.error or ""):
+            text = f"Sorry, {command} took too long to answer. Please try again later."
+        elif record.status == FAILED:
+            text = f"Sorry, {command} failed. Please try again later."
+        else:
+            text = f"Sorry, {command} is unavailable right now. Please try again later."
+        return self._module_response(success=False, error_message=text, **base)
+
+    def _module_response(self, *, success: bool, started: float | None = None,
+                         **fields: Any) -> dict:
+        reply = {
+            "execution_id": None,
+            "session_id": "",
+            "module_name": self.settings.module_name,
+            "success": success,
+            "response_action": "chat",
+            "response_data": {},
+            "media_type": None,
+            "media_url": None,
+            "ticker_text": None,
+            "ticker_duration": 10,
+            "chat_message": None,
+            "error_message": None,
+            "processing_time_ms": (int((self._clock() - started) * 1000)
+                                   if started is not None else 0),
+            "timestamp": _iso_now(),
+        }
+        reply.update({k: v for k, v in fields.items() if k in reply})
+        return reply
+
     # --- executions ----------------------------------------------------------------------
 
     def get_execution(self, execution_id: str, *, refresh: bool = True):
@@ -577,6 +715,11 @@ class ActionService:
             ok = False
         self._openwhisk_seen = (now, ok)
         return ok
+
+
+def _iso_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
 def _web_result(response: WebActionResponse) -> Any:
