@@ -21,14 +21,8 @@ from typing import Any
 import pybreaker
 import requests
 
-from owaction import __version__
-from owaction.names import (
-    check_activation_id,
-    check_name,
-    check_namespace,
-    path_segment,
-    split_action,
-)
+from owaction import __version__, names
+from owaction.names import path_segment
 from owaction.openwhisk.errors import (
     CircuitOpen,
     HTTPStatusError,
@@ -74,6 +68,25 @@ class _CountedFailure(Exception):
 def _warn_insecure(api_host: str) -> None:
     log.warning("TLS certificate verification is OFF for OpenWhisk at %s "
                 "(OPENWHISK_INSECURE=true); use OPENWHISK_CA_BUNDLE instead", api_host)
+
+
+def _checked(check: Callable[..., Any]) -> Callable[..., Any]:
+    """A name check from ``owaction.names`` raising this client's InvalidName."""
+
+    @functools.wraps(check)
+    def wrapper(*args: Any) -> Any:
+        try:
+            return check(*args)
+        except names.InvalidName as exc:
+            raise InvalidName(str(exc)) from None
+
+    return wrapper
+
+
+check_name = _checked(names.check_name)
+check_namespace = _checked(names.check_namespace)
+check_activation_id = _checked(names.check_activation_id)
+split_action = _checked(names.split_action)
 
 
 def _json(response: requests.Response) -> Any:
