@@ -19,6 +19,7 @@ from owaction import errors
 from owaction.commands import CommandMap, action_payload, reply_fields
 from owaction.config import Settings
 from owaction.logs import aaa
+from owaction.metrics import observe_execution, observe_store
 from owaction.names import InvalidName, check_activation_id, check_namespace, split_action
 from owaction.openwhisk import errors as ow
 from owaction.openwhisk.models import (
@@ -285,17 +286,22 @@ class ActionService:
                 time.sleep(delay)
                 delay *= 2
 
-    def _audit(self, ctx: CallContext, action: str, result: ExecutionResult) -> None:
+    def _audit(self, ctx: CallContext, action: str, result: ExecutionResult,
+               target: str) -> None:
+        """One AUDIT line and the metrics for a finished operation."""
+        observe_execution(result.action_type, target, result.outcome,
+                          result.duration_ms / 1000 if result.duration_ms is not None else None)
+        observe_store(self.store)
         aaa(
             "AUDIT", action, result.outcome.upper(),
             community=ctx.community, user=ctx.user,
             time=f"{result.duration_ms}ms" if result.duration_ms is not None else None,
             execution_id=result.execution_id, activation_id=result.activation_id,
-            caller=ctx.caller, source=ctx.source, status=result.status,
+            caller=ctx.caller, source=ctx.source, status=result.status, target=target,
         )
 
     def _fail(self, ctx: CallContext, execution_id: str, action_type: str, op: str,
-              exc: Exception) -> errors.ServiceError:
+              exc: Exception, target: str) -> errors.ServiceError:
         error, status, code = translate_client_error(exc)
         error.execution_id = execution_id
         self._finish(execution_id, status=status, success=False, error=error.message,
@@ -303,7 +309,7 @@ class ActionService:
         self._audit(ctx, op, ExecutionResult(
             execution_id=execution_id, action_type=action_type, outcome=status,
             status=status, error=error.message,
-        ))
+        ), target if not isinstance(exc, ow.NotFound) else "(not found)")
         return error
 
     def _from_activation(self, execution_id: str, action_type: str,
@@ -366,9 +372,9 @@ class ActionService:
                     name, body, namespace=ns, request_id=ctx.request_id,
                 )
         except ow.OpenWhiskError as exc:
-            raise self._fail(ctx, execution_id, action_type, op, exc) from None
+            raise self._fail(ctx, execution_id, action_type, op, exc, name) from None
         result = self._from_activation(execution_id, action_type, outcome, started)
-        self._audit(ctx, op, result)
+        self._audit(ctx, op, result, name)
         return result
 
     @staticmethod
@@ -429,7 +435,8 @@ class ActionService:
                 headers=headers, extension=extension, request_id=ctx.request_id,
             )
         except ow.OpenWhiskError as exc:
-            raise self._fail(ctx, execution_id, "web", "invoke_web_action", exc) from None
+            raise self._fail(ctx, execution_id, "web", "invoke_web_action", exc,
+                             f"{package}/{action_name}") from None
         duration = int((self._clock() - started) * 1000)
         success = response.status_code < 400
         text = response.text()
@@ -453,7 +460,7 @@ class ActionService:
             status_code=response.status_code, response_body=text,
             response_headers=dict(response.headers),
         )
-        self._audit(ctx, "invoke_web_action", result)
+        self._audit(ctx, "invoke_web_action", result, f"{package}/{action_name}")
         return result
 
     def fire_trigger(self, ctx: CallContext, *, trigger_name: str, namespace: str | None = None,
@@ -475,7 +482,8 @@ class ActionService:
                 trigger_name, body, namespace=ns, request_id=ctx.request_id,
             )
         except ow.OpenWhiskError as exc:
-            raise self._fail(ctx, execution_id, "trigger", "fire_trigger", exc) from None
+            raise self._fail(ctx, execution_id, "trigger", "fire_trigger", exc,
+                             trigger_name) from None
         duration = int((self._clock() - started) * 1000)
         if fired.fired:
             self._finish(execution_id, status=ACCEPTED, activation_id=fired.activation_id,
@@ -489,7 +497,7 @@ class ActionService:
             result = ExecutionResult(execution_id=execution_id, action_type="trigger",
                                      outcome=SUCCEEDED, status="no active rule",
                                      duration_ms=duration)
-        self._audit(ctx, "fire_trigger", result)
+        self._audit(ctx, "fire_trigger", result, trigger_name)
         return result
 
     def get_activation(self, ctx: CallContext, *, activation_id: str,
@@ -583,12 +591,13 @@ class ActionService:
                 headers=self._trace_headers(ctx),
             )
         except ow.Throttled as exc:
-            raise self._fail(ctx, execution_id, "command", "execute_command", exc) from None
+            raise self._fail(ctx, execution_id, "command", "execute_command", exc,
+                             found.action) from None
         except ow.OpenWhiskError as exc:
-            self._fail(ctx, execution_id, "command", "execute_command", exc)
+            self._fail(ctx, execution_id, "command", "execute_command", exc, found.action)
         else:
             result = self._from_activation(execution_id, "command", outcome, started)
-            self._audit(ctx, "execute_command", result)
+            self._audit(ctx, "execute_command", result, found.action)
         return self._reply_from_record(self.store.get(execution_id), found)
 
     def _replay_command(self, record, found) -> dict:
