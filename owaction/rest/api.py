@@ -1,0 +1,168 @@
+"""Declaring an endpoint once: its route, auth, request models and responses.
+
+``ApiBlueprint.operation`` registers the view with Flask, wraps it with authentication and
+pydantic validation, and keeps an ``Operation`` record that ``openapi.py`` turns into the
+document. One declaration serves both, so the document cannot describe an endpoint that behaves
+otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from owaction.errors import InvalidInput
+from owaction.rest.security import authenticate
+from owaction.service import CallContext
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._-]{1,128}\Z")
+_SANE_IDEMPOTENCY_KEY = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
+_TRACEPARENT = re.compile(r"\A[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\Z")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint as the OpenAPI document describes it."""
+
+    method: str
+    rule: str
+    name: str
+    summary: str
+    tag: str
+    permission: str | None
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    responses: Mapping[int, tuple[type[BaseModel], str]]  # status -> (model, description)
+    errors: tuple[int, ...]  # statuses answered with the error body
+
+
+class ApiBlueprint(Blueprint):
+    """A Blueprint whose routes are declared with ``operation``."""
+
+    def __init__(self, name: str, import_name: str, *, tag: str, **kw: Any):
+        super().__init__(name, import_name, **kw)
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def operation(
+        self, method: str, rule: str, *, summary: str,
+        responses: Mapping[int, tuple[type[BaseModel], str]],
+        errors: tuple[int, ...] = (), permission: str | None = None,
+        body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+    ) -> Callable:
+        """Route ``method rule`` to the view; it receives ``claims``, ``body`` and ``query``
+        as declared and returns ``(reply_model, status)`` or ``(reply_model, status, headers)``."""
+        implied = set(errors)
+        if body or query:
+            implied.add(400)
+        if body:
+            implied.add(413)
+        if permission:
+            implied.update((401, 403))
+
+        def decorator(view: Callable) -> Callable:
+            op = Operation(
+                method=method.upper(), rule=self.url_prefix_rule(rule), name=view.__name__,
+                summary=summary, tag=self.tag, permission=permission, body=body, query=query,
+                responses=dict(responses), errors=tuple(sorted(implied)),
+            )
+
+            @functools.wraps(view)
+            def handler(**kwargs: Any):
+                # Authenticate before reading a body: strangers' bodies are not parsed.
+                if permission:
+                    kwargs["claims"] = authenticate(permission)
+                if query:
+                    kwargs["query"] = parse_query(query)
+                if body:
+                    kwargs["body"] = parse_body(body)
+                reply, status, *headers = view(**kwargs)
+                return jsonify(reply.model_dump(mode="json")), status, *headers
+
+            self.add_url_rule(rule, view.__name__, handler, methods=[op.method])
+            self.operations.append(op)
+            return handler
+
+        return decorator
+
+    def url_prefix_rule(self, rule: str) -> str:
+        return (self.url_prefix or "").rstrip("/") + rule
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def invalid_input(exc: ValidationError, where: str) -> InvalidInput:
+    """A 400 naming every invalid field, without echoing the values sent."""
+    fields, parts = [], []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        if err["type"] == "json_invalid":
+            message = f"not valid JSON ({err['msg'].removeprefix('Invalid JSON: ')})"
+        else:
+            message = err["msg"]
+        loc = ".".join(str(part) for part in err["loc"])
+        fields.append({"field": loc or where, "message": message})
+        parts.append(f"{loc}: {message}" if loc else message)
+    return InvalidInput(f"invalid request {where}: {'; '.join(parts)}",
+                        details={"fields": fields})
+
+
+def parse_body(model: type[BaseModel]) -> BaseModel:
+    # get_data enforces MAX_CONTENT_LENGTH, raising 413 for a longer body.
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise InvalidInput("a JSON object body is required")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise invalid_input(exc, "body") from None
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise invalid_input(exc, "query") from None
+
+
+# --- per-request context ------------------------------------------------------------------------
+
+
+def request_id() -> str:
+    """This request's id: the caller's sane X-Request-ID, or a new one."""
+    rid = g.get("request_id")
+    if rid is None:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = rid
+    return rid
+
+
+def call_context(claims) -> CallContext:
+    """The service's view of this request."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not _SANE_IDEMPOTENCY_KEY.match(key):
+        raise InvalidInput("Idempotency-Key must be 1-255 visible ASCII characters")
+    traceparent = request.headers.get("traceparent", "").strip().lower()
+    trace = _TRACEPARENT.match(traceparent)
+    return CallContext(
+        source="rest",
+        caller=claims.service,
+        request_id=request_id(),
+        idempotency_key=key,
+        trace_id=trace.group(1) if trace else None,
+        traceparent=traceparent if trace else None,
+    )
+
+
+def service():
+    """The app's ActionService."""
+    return current_app.extensions["owaction"].service

@@ -1,0 +1,186 @@
+"""The OpenAPI 3.1 document, generated from the endpoints' declarations and pydantic models.
+
+Every path, method, parameter, body and status comes from ``ApiBlueprint.operation``; every
+schema from the models the views validate and answer with. OpenAPI 3.1 uses JSON Schema 2020-12,
+which is what pydantic emits, so the schemas go in unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask, current_app
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import models_json_schema
+
+from owaction import __version__
+from owaction.rest.api import ApiBlueprint, Operation
+from owaction.rest.schemas import ErrorBody
+
+REF = "#/components/schemas/{model}"
+_PATH_PARAM = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+
+ERROR_DESCRIPTIONS = {
+    400: "invalid input",
+    401: "no token, or an invalid or expired one",
+    403: "the token lacks the permission",
+    404: "unknown action, activation, execution or endpoint",
+    409: "a conflicting entity or idempotency key",
+    413: "the body or payload is larger than allowed",
+    422: "the idempotency key was used for a different request",
+    429: "throttled; retry after Retry-After seconds",
+    500: "internal error",
+    502: "OpenWhisk failed or answered nonsense",
+    503: "OpenWhisk or the database is unavailable; retry after Retry-After seconds",
+    504: "OpenWhisk did not answer in time",
+}
+
+_HEADERS = {
+    "X-Request-ID": {
+        "description": "the request's id: the caller's, when 1-128 of [A-Za-z0-9._-]",
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {"description": "seconds to wait before retrying",
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "WWW-Authenticate": {"description": 'Bearer realm="owaction", with error="invalid_token" '
+                                        "for a bad token", "schema": {"type": "string"}},
+}
+
+
+class OpenApiDocument(BaseModel):
+    """This document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
+
+
+def operations(app: Flask) -> list[Operation]:
+    return [op for bp in app.blueprints.values() if isinstance(bp, ApiBlueprint)
+            for op in bp.operations]
+
+
+def _response_headers(status: int) -> dict:
+    headers = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
+    if status in (429, 503):
+        headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+    if status == 401:
+        headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
+    return headers
+
+
+def _query_parameters(model: type[BaseModel], defs: dict) -> list[dict]:
+    schema = model.model_json_schema(ref_template=REF)
+    defs.update(schema.pop("$defs", {}))
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema["properties"].items():
+        param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        params.append(param)
+    return params
+
+
+def build(app: Flask) -> dict:
+    """The OpenAPI document of ``app``."""
+    ops = operations(app)
+    keys: list[tuple[type[BaseModel], str]] = [(ErrorBody, "serialization"),
+                                               (OpenApiDocument, "serialization")]
+    for op in ops:
+        if op.body:
+            keys.append((op.body, "validation"))
+        keys.extend((model, "serialization") for model, _ in op.responses.values())
+    keys = list(dict.fromkeys(keys))
+    refs, top = models_json_schema(keys, ref_template=REF)
+    schemas: dict = dict(top.get("$defs", {}))
+
+    def ref(model: type[BaseModel], mode: str) -> dict:
+        return refs[(model, mode)]
+
+    error_ref = ref(ErrorBody, "serialization")
+    paths: dict[str, dict] = {}
+    for op in ops:
+        path = _PATH_PARAM.sub(r"{\1}", op.rule)
+        params: list[dict] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _PATH_PARAM.findall(op.rule)
+        ]
+        if op.query:
+            params += _query_parameters(op.query, schemas)
+        params.append({"name": "X-Request-ID", "in": "header", "required": False,
+                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+                       "description": "kept when sane, else a new one is made"})
+        if op.body and op.permission == "execute_actions":
+            params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                           "description": "recorded with the execution"})
+        responses: dict[str, dict] = {}
+        for status in sorted(set(op.responses) | set(op.errors)):
+            if status in op.responses:
+                model, description = op.responses[status]
+                schema = ref(model, "serialization")
+                if status in op.errors:
+                    schema = {"anyOf": [schema, error_ref]}
+            else:
+                description, schema = ERROR_DESCRIPTIONS[status], error_ref
+            responses[str(status)] = {
+                "description": description,
+                "headers": _response_headers(status),
+                "content": {"application/json": {"schema": schema}},
+            }
+        entry: dict[str, Any] = {
+            "operationId": op.name,
+            "summary": op.summary,
+            "tags": [op.tag],
+            "parameters": params,
+            "responses": responses,
+            "security": [{"bearerAuth": []}] if op.permission else [],
+        }
+        if op.permission:
+            entry["description"] = f"Needs a token with the `{op.permission}` permission."
+            entry["x-permission"] = op.permission
+        if op.body:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(op.body, "validation")}},
+            }
+        paths.setdefault(path, {})[op.method.lower()] = entry
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "owaction: WaddleBot's OpenWhisk action module",
+            "version": __version__,
+            "description": "Every error body is ErrorBody. Every response carries X-Request-ID.",
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": schemas,
+            "headers": _HEADERS,
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "HS256, from POST /api/v1/auth/token or minted by "
+                                   "WaddleBot's router",
+                },
+            },
+        },
+    }
+
+
+bp = ApiBlueprint("openapi", __name__, tag="meta")
+
+
+@bp.operation("GET", "/openapi.json", summary="This OpenAPI 3.1 document",
+              responses={200: (OpenApiDocument, "the document")})
+def openapi_json():
+    state = current_app.extensions["owaction"]
+    if state.openapi is None:
+        state.openapi = build(current_app)
+    return OpenApiDocument.model_validate(state.openapi), 200

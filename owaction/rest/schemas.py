@@ -1,0 +1,307 @@
+"""Request and response bodies of the REST API, as pydantic models.
+
+The views validate requests and build responses with these, and ``openapi.py`` generates the
+OpenAPI document from them, so the document and the behaviour cannot drift. Field names keep the
+original module's (CONTRACT.md §2); fields it lacked are additions.
+
+Request bodies are validated strictly: JSON gives each field its type, so ``"true"`` is not a
+boolean and ``"100"`` is not a number. Query strings are text and are coerced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from owaction.auth import ALL_PERMISSIONS
+
+Permission = Literal["execute_actions", "read"]
+assert set(Permission.__args__) == set(ALL_PERMISSIONS)  # noqa: S101 - a drift guard at import
+
+JsonObject = dict[str, Any]
+
+_NAMESPACE = Field(
+    default=None,
+    description="OpenWhisk namespace; the module's default (OPENWHISK_NAMESPACE) when omitted",
+)
+_PAYLOAD = Field(
+    default=None,
+    description="parameters passed to the action; a JSON object of at most MAX_PAYLOAD_BYTES",
+)
+
+
+class Body(BaseModel):
+    """A JSON request body: strict types, unknown fields ignored for old callers' sake."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class Query(BaseModel):
+    """Query-string parameters: text coerced to each field's type."""
+
+    model_config = ConfigDict(strict=False, extra="ignore")
+
+
+class Reply(BaseModel):
+    """A response body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class ErrorDetail(Reply):
+    code: str = Field(description="machine-readable error code, e.g. invalid_request")
+    message: str = Field(description="what is wrong, for a person")
+    details: JsonObject | None = Field(
+        default=None, description="more about the error, e.g. the invalid fields"
+    )
+
+
+class ErrorBody(Reply):
+    error: ErrorDetail
+    request_id: str | None = Field(description="this request's X-Request-ID")
+    execution_id: str | None = Field(
+        default=None, description="the execution this error belongs to, when one was recorded"
+    )
+
+
+# --- auth ---------------------------------------------------------------------------------------
+
+
+class TokenRequest(Body):
+    api_key: str = Field(min_length=1, max_length=1024, description="a key from API_KEYS")
+    service: str | None = Field(
+        default=None, min_length=1, max_length=128,
+        description="the service to issue for; must be the key's own service",
+    )
+    permissions: list[Permission] | None = Field(
+        default=None, description="narrow the token to these permissions (default: all)",
+    )
+
+
+class TokenReply(Reply):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme name, not a secret
+    expires_in: int = Field(description="seconds the token lives")
+    service: str
+    permissions: list[Permission]
+
+
+# --- invocations --------------------------------------------------------------------------------
+
+
+class InvokeRequest(Body):
+    namespace: str | None = _NAMESPACE
+    action_name: str = Field(min_length=1, description="`action` or `package/action`")
+    payload: JsonObject | None = _PAYLOAD
+    blocking: bool = Field(default=True, description="wait for the result (202 if it takes "
+                           "longer than the blocking wait)")
+    timeout: int | None = Field(
+        default=None, ge=0,
+        description="blocking wait in ms, 1..MAX_ACTION_TIMEOUT; 0 or absent: the default",
+    )
+
+
+class InvokeAsyncRequest(Body):
+    namespace: str | None = _NAMESPACE
+    action_name: str = Field(min_length=1, description="`action` or `package/action`")
+    payload: JsonObject | None = _PAYLOAD
+
+
+class SequenceRequest(Body):
+    namespace: str | None = _NAMESPACE
+    sequence_name: str = Field(min_length=1, description="`sequence` or `package/sequence`")
+    payload: JsonObject | None = _PAYLOAD
+    blocking: bool = True
+    timeout: int | None = Field(
+        default=None, ge=0,
+        description="blocking wait in ms, 1..MAX_ACTION_TIMEOUT; 0 or absent: the default",
+    )
+
+
+WebMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+WebExtension = Literal["", ".json", ".http", ".html", ".svg", ".text"]
+
+
+class WebActionRequest(Body):
+    namespace: str | None = _NAMESPACE
+    package_name: str = Field(default="default", min_length=1)
+    action_name: str = Field(min_length=1)
+    payload: JsonObject | None = _PAYLOAD
+    method: WebMethod = "POST"
+    headers: dict[str, str] | None = Field(default=None, description="headers sent to the action")
+    extension: WebExtension = Field(default=".json", description="the web action's content type")
+
+
+class TriggerRequest(Body):
+    namespace: str | None = _NAMESPACE
+    trigger_name: str = Field(min_length=1)
+    payload: JsonObject | None = _PAYLOAD
+
+
+class InvokeReply(Reply):
+    """A blocking invocation that finished: 200, or 502 when the action failed."""
+
+    execution_id: str
+    success: bool
+    activation_id: str | None
+    result: Any = Field(description="the action's result")
+    duration: int | None = Field(description="ms")
+    start_time: int | None = Field(description="epoch ms")
+    end_time: int | None = Field(description="epoch ms")
+    status: str = Field(description="OpenWhisk's response status, e.g. success, application error")
+
+
+class ActionFailedReply(InvokeReply):
+    """502: the action ran and failed; ``error`` says how, in the error body's shape."""
+
+    error: ErrorDetail
+    request_id: str | None
+
+
+class AcceptedReply(Reply):
+    """202: OpenWhisk accepted the call; fetch the outcome by execution or activation id."""
+
+    execution_id: str
+    success: Literal[True] = True
+    activation_id: str | None
+    status: Literal["accepted"] = "accepted"
+
+
+class TriggerReply(Reply):
+    """200: the trigger had no active rule, so nothing ran."""
+
+    execution_id: str
+    success: Literal[True] = True
+    activation_id: None = None
+    status: Literal["no active rule"] = "no active rule"
+
+
+class WebActionReply(Reply):
+    execution_id: str
+    success: bool
+    activation_id: str | None
+    status_code: int = Field(description="the web action's HTTP status")
+    response: str = Field(description="the web action's body as text")
+    response_headers: dict[str, str]
+    result: Any = Field(description="the body decoded when it is JSON")
+    duration: int | None = Field(description="ms")
+
+
+class WebActionFailedReply(WebActionReply):
+    error: ErrorDetail
+    request_id: str | None
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+class ActivationQuery(Query):
+    namespace: str | None = _NAMESPACE
+
+
+class ActivationReply(Reply):
+    success: bool
+    activation_id: str
+    result: Any
+    duration: int
+    status: str
+    logs: list[str]
+    name: str
+    namespace: str
+    version: str
+    start: int = Field(description="epoch ms")
+    end: int = Field(description="epoch ms")
+    annotations: JsonObject
+
+
+class ActionsQuery(Query):
+    namespace: str | None = _NAMESPACE
+    limit: int = Field(default=30, ge=0, le=200, description="0 means OpenWhisk's maximum")
+    skip: int = Field(default=0, ge=0)
+
+
+class ActionItem(Reply):
+    name: str
+    namespace: str
+    version: str
+    published: bool
+    kind: str | None = None
+
+
+class ActionsReply(Reply):
+    success: bool
+    actions: list[ActionItem]
+
+
+ExecutionStatus = Literal["pending", "accepted", "succeeded", "failed", "error", "timeout",
+                          "unknown"]
+ActionType = Literal["action", "async", "sequence", "web", "trigger", "command"]
+
+
+class Execution(Reply):
+    """One recorded execution."""
+
+    # The store's row has bookkeeping columns (leases, hashes) that are not part of the API.
+    model_config = ConfigDict(extra="ignore")
+
+    execution_id: str
+    namespace: str
+    action_name: str
+    action_type: ActionType
+    payload: Any
+    blocking: bool
+    timeout: int | None
+    activation_id: str | None
+    result: Any
+    duration_ms: int | None
+    status: ExecutionStatus
+    success: bool | None
+    error: str | None
+    created_at: str = Field(description="ISO 8601 UTC")
+    completed_at: str | None
+    source: str | None
+    caller: str | None
+    request_id: str | None
+    idempotency_key: str | None
+    trace_id: str | None
+    status_code: int | None
+    cached: bool
+    callback_url: str | None
+    updated_at: str | None
+
+
+class ExecutionsQuery(Query):
+    action_name: str | None = Field(default=None, min_length=1)
+    action_type: ActionType | None = None
+    status: ExecutionStatus | None = None
+    since: dt.datetime | None = Field(default=None, description="ISO 8601 or epoch seconds")
+    until: dt.datetime | None = Field(default=None, description="ISO 8601 or epoch seconds")
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class ExecutionsReply(Reply):
+    executions: list[Execution]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class StatsReply(Reply):
+    module: str
+    version: str
+    stats: JsonObject
+    timestamp: str = Field(description="ISO 8601 UTC")
+
+
+class HealthReply(Reply):
+    status: Literal["healthy", "unhealthy"]
+    module: str
+    version: str
+    timestamp: str = Field(description="ISO 8601 UTC")
+    database: Literal["connected", "unavailable"]
+    openwhisk: Literal["reachable", "unreachable"]
+    error: str | None = Field(default=None, description="why the module is unhealthy")

@@ -1,0 +1,58 @@
+"""Bearer-token checks for the REST views, on the shared ``TokenVerifier``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app, g, request
+
+from owaction.auth import Claims, authorize, bearer_token
+from owaction.errors import PermissionDenied, Unauthenticated
+from owaction.logs import aaa
+
+REALM = "owaction"
+
+
+def authenticate(permission: str) -> Claims:
+    """The caller's claims if its token is valid and grants ``permission``; else 401 or 403."""
+    verifier = current_app.extensions["owaction"].verifier
+    raw = bearer_token(request.headers.get("Authorization"))
+    try:
+        claims = verifier.verify(raw)
+    except Unauthenticated as exc:
+        aaa("AUTH", "verify_token", "DENIED", reason=exc.code, path=request.path,
+            request_id=g.get("request_id"))
+        raise
+    try:
+        authorize(claims, permission)
+    except PermissionDenied:
+        aaa("AUTHZ", permission, "DENIED", user=claims.service, path=request.path,
+            request_id=g.get("request_id"))
+        raise
+    g.claims = claims
+    return claims
+
+
+def require(permission: str) -> Callable:
+    """Decorate a view so it runs only for a token granting ``permission``; the claims are in
+    ``flask.g.claims``."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any):
+            authenticate(permission)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def www_authenticate(exc: Unauthenticated) -> str:
+    """The challenge sent with a 401 (RFC 6750 §3): no error when no token was given."""
+    if exc.code in ("token_missing", "invalid_api_key"):
+        return f'Bearer realm="{REALM}"'
+    description = exc.message.replace("\\", "").replace('"', "'")
+    return f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
