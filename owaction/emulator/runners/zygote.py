@@ -185,6 +185,10 @@ def _setup_child(fds: list[int], request: dict, keep_closed: list[int]) -> None:
     os.dup2(err, 2)
     os.dup2(ctrl, 3)
     os.closerange(4, 65536)
+    # The emulator's ends may be non-blocking (gevent makes them so), and the flag lives in the
+    # shared file description: the action and runner expect ordinary blocking stdio.
+    for fd in (1, 2, 3):
+        os.set_blocking(fd, True)
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     cwd = request.get("cwd")
