@@ -1,0 +1,359 @@
+"""The gRPC servicer: each RPC translates its message to one service call and the result back.
+
+Domain errors become status codes through ``errors.ServiceError.grpc_status`` (one table, in
+``owaction.errors``); an action that ran and failed is a normal reply with ``success=false``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from owaction import __version__, errors
+from owaction.rpc import openwhisk_action_pb2 as pb
+from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
+from owaction.rpc.interceptors import CURRENT_CLAIMS, abort_with
+from owaction.service import CallContext, ExecutionResult
+
+log = logging.getLogger("owaction.rpc")
+
+T = TypeVar("T")
+
+DEFAULT_ACTION_LIMIT = 30  # the original module's default when the field is left unset
+DEFAULT_EXECUTION_LIMIT = 50
+# grpcio reports "no deadline" as a remaining time of centuries; anything past a day is "none".
+NO_DEADLINE_AFTER = 86400.0
+_REQUEST_ID_RE = re.compile(r"\A[\x21-\x7e]{1,128}\Z")
+_TRACEPARENT_RE = re.compile(r"\A[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\Z")
+_IDEMPOTENCY_KEY_MAX = 255
+
+
+def _text(value: Any) -> str:
+    """A str protobuf will serialise: lone surrogates (legal in a JSON string) are replaced."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _json(value: Any) -> str:
+    """JSON text for a result field; ASCII-escaped so any decoded JSON value survives."""
+    if value is None:
+        return ""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _annotations(pairs: tuple[tuple[str, Any], ...]) -> str:
+    return _json({key: value for key, value in pairs}) if pairs else ""
+
+
+def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            out.setdefault(key, value)
+    return out
+
+
+def _instant(text: str, what: str) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z")
+                                          else text)
+    except ValueError:
+        raise errors.InvalidInput(f"{what} must be an ISO-8601 time") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _execution(record: Any) -> pb.Execution:
+    data = record.to_dict()
+    success = data.get("success")
+    return pb.Execution(
+        execution_id=_text(data.get("execution_id")),
+        namespace=_text(data.get("namespace")),
+        action_name=_text(data.get("action_name")),
+        action_type=_text(data.get("action_type")),
+        status=_text(data.get("status")),
+        success=bool(success),
+        has_success=success is not None,
+        activation_id=_text(data.get("activation_id")),
+        result=_json(data.get("result")),
+        error=_text(data.get("error")),
+        duration_ms=data.get("duration_ms") or 0,
+        status_code=data.get("status_code") or 0,
+        blocking=bool(data.get("blocking")),
+        timeout=data.get("timeout") or 0,
+        payload=_json(data.get("payload")),
+        source=_text(data.get("source")),
+        caller=_text(data.get("caller")),
+        request_id=_text(data.get("request_id")),
+        idempotency_key=_text(data.get("idempotency_key")),
+        trace_id=_text(data.get("trace_id")),
+        created_at=_text(data.get("created_at")),
+        completed_at=_text(data.get("completed_at")),
+        updated_at=_text(data.get("updated_at")),
+        cached=bool(data.get("cached")),
+        callback_url=_text(data.get("callback_url")),
+        attempts=data.get("attempts") or 0,
+    )
+
+
+def _activation_details(result: ExecutionResult) -> dict[str, Any]:
+    activation = result.activation
+    if activation is None:
+        return {}
+    return {"logs": [_text(line) for line in activation.logs],
+            "annotations": _annotations(activation.annotations)}
+
+
+class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
+    """OpenWhiskActionService over an ``ActionService``."""
+
+    def __init__(self, service: Any):
+        self._service = service
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _context(self, context: grpc.ServicerContext, idempotency_key: str = "") -> CallContext:
+        metadata = _metadata(context)
+        request_id = metadata.get("x-request-id", "")
+        if not _REQUEST_ID_RE.match(request_id):
+            request_id = uuid.uuid4().hex
+        context.send_initial_metadata((("x-request-id", request_id),))
+        key = idempotency_key or metadata.get("idempotency-key", "")
+        if len(key) > _IDEMPOTENCY_KEY_MAX:
+            raise errors.InvalidInput(
+                f"idempotency_key is longer than {_IDEMPOTENCY_KEY_MAX} characters")
+        # An invalid traceparent is ignored, as W3C Trace Context asks of a receiver.
+        traceparent = metadata.get("traceparent", "")
+        trace = _TRACEPARENT_RE.match(traceparent)
+        remaining = context.time_remaining()
+        claims = CURRENT_CLAIMS.get()
+        return CallContext(
+            source="grpc",
+            caller=claims.service if claims else None,
+            request_id=request_id,
+            idempotency_key=key or None,
+            deadline=(time.monotonic() + remaining
+                      if remaining is not None and remaining < NO_DEADLINE_AFTER else None),
+            trace_id=trace.group(1) if trace else None,
+            traceparent=traceparent if trace else None,
+        )
+
+    def _call(self, context: grpc.ServicerContext, operation: Callable[[], T]) -> T:
+        try:
+            return operation()
+        except errors.ServiceError as exc:
+            abort_with(context, exc)
+            raise  # abort raises; this line only satisfies the type checker
+
+    # --- the original RPCs ----------------------------------------------------------------
+
+    def InvokeAction(self, request, context):
+        def run():
+            ctx = self._context(context, request.idempotency_key)
+            return self._service.invoke_action(
+                ctx, action_name=request.action_name, namespace=request.namespace or None,
+                payload=request.payload, blocking=request.blocking,
+                timeout_ms=request.timeout,
+            )
+
+        result = self._call(context, run)
+        return pb.InvokeActionResponse(
+            success=result.success, activation_id=_text(result.activation_id),
+            result=_json(result.result), duration=result.duration_ms or 0,
+            start_time=result.start_time or 0, end_time=result.end_time or 0,
+            status=_text(result.status), error=_text(result.error),
+            execution_id=result.execution_id, outcome=result.outcome,
+            **_activation_details(result),
+        )
+
+    def InvokeActionAsync(self, request, context):
+        def run():
+            ctx = self._context(context, request.idempotency_key)
+            return self._service.invoke_action_async(
+                ctx, action_name=request.action_name, namespace=request.namespace or None,
+                payload=request.payload,
+            )
+
+        result = self._call(context, run)
+        return pb.InvokeActionAsyncResponse(
+            success=result.success, activation_id=_text(result.activation_id),
+            error=_text(result.error), execution_id=result.execution_id,
+            status=_text(result.status),
+        )
+
+    def InvokeSequence(self, request, context):
+        def run():
+            ctx = self._context(context, request.idempotency_key)
+            return self._service.invoke_sequence(
+                ctx, sequence_name=request.sequence_name, namespace=request.namespace or None,
+                payload=request.payload,
+                blocking=request.blocking if request.HasField("blocking") else True,
+                timeout_ms=request.timeout,
+            )
+
+        result = self._call(context, run)
+        return pb.InvokeSequenceResponse(
+            success=result.success, activation_id=_text(result.activation_id),
+            result=_json(result.result), error=_text(result.error),
+            execution_id=result.execution_id, duration=result.duration_ms or 0,
+            start_time=result.start_time or 0, end_time=result.end_time or 0,
+            status=_text(result.status), outcome=result.outcome,
+            **_activation_details(result),
+        )
+
+    def InvokeWebAction(self, request, context):
+        def run():
+            ctx = self._context(context, request.idempotency_key)
+            return self._service.invoke_web_action(
+                ctx, action_name=request.action_name,
+                package_name=request.package_name or "default",
+                namespace=request.namespace or None, payload=request.payload,
+                method=request.method or "POST", headers=dict(request.headers),
+                extension=request.extension if request.HasField("extension") else ".json",
+            )
+
+        result = self._call(context, run)
+        return pb.InvokeWebActionResponse(
+            success=result.success, status_code=result.status_code or 0,
+            response=_text(result.response_body),
+            response_headers={_text(k): _text(v) for k, v in result.response_headers.items()},
+            error=_text(result.error), execution_id=result.execution_id,
+            activation_id=_text(result.activation_id), duration=result.duration_ms or 0,
+            outcome=result.outcome,
+        )
+
+    def FireTrigger(self, request, context):
+        def run():
+            ctx = self._context(context, request.idempotency_key)
+            return self._service.fire_trigger(
+                ctx, trigger_name=request.trigger_name, namespace=request.namespace or None,
+                payload=request.payload,
+            )
+
+        result = self._call(context, run)
+        return pb.FireTriggerResponse(
+            success=result.success, activation_id=_text(result.activation_id),
+            error=_text(result.error), execution_id=result.execution_id,
+            status=_text(result.status),
+        )
+
+    def GetActivation(self, request, context):
+        def run():
+            return self._service.get_activation(
+                self._context(context), activation_id=request.activation_id,
+                namespace=request.namespace or None,
+            )
+
+        activation = self._call(context, run)
+        error = activation.error
+        return pb.GetActivationResponse(
+            success=activation.success, activation_id=activation.activation_id,
+            result=_json(activation.result), duration=activation.duration,
+            status=_text(activation.status), logs=[_text(line) for line in activation.logs],
+            error="" if error is None else (error if isinstance(error, str) else _json(error)),
+            name=_text(activation.name), namespace=_text(activation.namespace),
+            version=_text(activation.version), subject=_text(activation.subject),
+            start_time=activation.start, end_time=activation.end,
+            status_code=activation.status_code,
+            annotations=_annotations(activation.annotations), cause=_text(activation.cause),
+        )
+
+    def ListActions(self, request, context):
+        def run():
+            return self._service.list_actions(
+                self._context(context), namespace=request.namespace or None,
+                limit=request.limit or DEFAULT_ACTION_LIMIT, skip=request.skip,
+            )
+
+        actions = self._call(context, run)
+        return pb.ListActionsResponse(success=True, actions=[
+            pb.ActionInfo(name=_text(a.name), namespace=_text(a.namespace),
+                          version=_text(a.version), published=a.published,
+                          kind=_text(a.kind), annotations=_annotations(a.annotations))
+            for a in actions
+        ])
+
+    # --- added RPCs -----------------------------------------------------------------------
+
+    def GetExecution(self, request, context):
+        def run():
+            self._context(context)
+            return self._service.get_execution(request.execution_id)
+
+        record = self._call(context, run)
+        return pb.GetExecutionResponse(success=True, execution=_execution(record))
+
+    def ListExecutions(self, request, context):
+        def run():
+            self._context(context)
+            return self._service.list_executions(
+                action_name=request.action_name or None,
+                action_type=request.action_type or None,
+                status=request.status or None,
+                since=_instant(request.since, "since"),
+                until=_instant(request.until, "until"),
+                limit=request.limit or DEFAULT_EXECUTION_LIMIT,
+                cursor=request.cursor or None,
+            )
+
+        records, next_cursor = self._call(context, run)
+        return pb.ListExecutionsResponse(
+            success=True, executions=[_execution(r) for r in records],
+            next_cursor=next_cursor or "",
+        )
+
+    def GetStats(self, request, context):
+        def run():
+            self._context(context)
+            return self._service.stats()
+
+        stats = self._call(context, run)
+        by_status = stats.get("by_status") or {}
+        return pb.GetStatsResponse(
+            success=True, module=_text(getattr(self._service.settings, "module_name", "")),
+            version=__version__, stats=_json(stats),
+            timestamp=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            total_executions=int(stats.get("total") or 0),
+            successful_executions=int(by_status.get("succeeded") or 0),
+            failed_executions=sum(int(by_status.get(s) or 0)
+                                  for s in ("failed", "error", "timeout")),
+            in_flight=int(stats.get("in_flight") or 0),
+        )
+
+    def ExecuteCommand(self, request, context):
+        def run():
+            ctx = self._context(context)
+            return self._service.execute_command(
+                ctx, command=request.command, args=request.args, user_id=request.user_id,
+                entity_id=request.entity_id, community_id=request.community_id,
+                session_id=request.session_id, message=request.message,
+            )
+
+        reply = self._call(context, run)
+        return pb.ExecuteCommandResponse(
+            execution_id=_text(reply.get("execution_id")),
+            session_id=_text(reply.get("session_id")),
+            module_name=_text(reply.get("module_name")),
+            success=bool(reply.get("success")),
+            response_action=_text(reply.get("response_action")),
+            response_data=_json(reply.get("response_data") or {}),
+            media_type=_text(reply.get("media_type")),
+            media_url=_text(reply.get("media_url")),
+            ticker_text=_text(reply.get("ticker_text")),
+            ticker_duration=int(reply.get("ticker_duration") or 0),
+            chat_message=_text(reply.get("chat_message")),
+            error_message=_text(reply.get("error_message")),
+            processing_time_ms=int(reply.get("processing_time_ms") or 0),
+            timestamp=_text(reply.get("timestamp")),
+        )
