@@ -124,6 +124,8 @@ def status_error(response: requests.Response, what: str) -> HTTPStatusError:
             message = body["error"]
         if isinstance(body.get("code"), str | int):
             request_id = str(body["code"])
+    elif isinstance(body, str) and body.strip():
+        message = body.strip()[:300]
     if message is None:
         text = response.text.strip() if body is None else ""
         message = text[:300] or f"HTTP {response.status_code} {response.reason or ''}".strip()

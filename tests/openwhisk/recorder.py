@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Recorder:
     def __init__(self, *, status: int = 200, body: object = None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, port: int = 0):
         self.requests: list[dict] = []
         self.status = status
         self.body = {"ok": True} if body is None else body
@@ -42,7 +42,7 @@ class Recorder:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(
