@@ -1,0 +1,2 @@
+def main(args):
+    return {"error": "something went wrong"}

@@ -1,0 +1,3 @@
+function main(params) {
+  return { message: "Hello " + (params.name || "World") };
+}

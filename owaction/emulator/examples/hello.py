@@ -1,0 +1,2 @@
+def main(args):
+    return {"message": "Hello " + (args.get("name") or "World")}
