@@ -21,7 +21,6 @@ import os
 import secrets
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +45,7 @@ _LOG_GRACE_SECONDS = 2.0
 # After a kill, output already written is still read, for this long at most.
 _DRAIN_AFTER_KILL_SECONDS = 0.5
 _ZYGOTE_TIMEOUT_SECONDS = 30.0
+_SEND_TIMEOUT_SECONDS = 30.0
 _READ_CHUNK = 65536
 
 MSG_TIMEOUT = "The action exceeded its time limits of {ms} milliseconds."
@@ -127,7 +127,8 @@ class _Worker:
             sock.setblocking(False)
 
     def send(self, message: dict) -> None:
-        self.control.setblocking(True)
+        # An idle worker reads at once; the timeout only bounds a worker that stopped reading.
+        self.control.settimeout(_SEND_TIMEOUT_SECONDS)
         try:
             self.control.sendall(json.dumps(message).encode() + b"\n")
         finally:
@@ -519,11 +520,11 @@ class Runtime:
     def _fail(self, worker, session, message, start_ms, wait_ms, *, init_ms, timed_out=False):
         """End an activation as a developer error; the worker is killed, its last output read."""
         end_ms = _epoch_ms()
-        exit_status = self._discard(worker, keep_sockets=True)
+        self._discard(worker, keep_sockets=True)
         session.drain(_DRAIN_AFTER_KILL_SECONDS)
         worker.close()
         if message in (MSG_ABNORMAL_RUN, MSG_ABNORMAL_INIT) and _died_of_memory(
-            exit_status, session.logs.stderr_tail
+            session.logs.stderr_tail
         ):
             message = MSG_MEMORY
         return RunOutcome(
@@ -662,9 +663,9 @@ def _judge(reply: _Reply) -> tuple[str, dict | list]:
     return "action developer error", {"error": MSG_INVALID.format(text=text)}
 
 
-def _died_of_memory(exit_status: int | None, stderr_tail: bytes) -> bool:
-    if any(marker in stderr_tail for marker in _MEMORY_MARKERS):
-        return True
-    return exit_status is not None and os.WIFSIGNALED(exit_status) and os.WTERMSIG(
-        exit_status
-    ) in (signal.SIGABRT, signal.SIGTRAP) and b"out of memory" in stderr_tail.lower()
+def _died_of_memory(stderr_tail: bytes) -> bool:
+    """Whether a process that died on its own ran out of memory, judged by its last words.
+
+    Its exit signal alone cannot tell: node aborts (SIGABRT) on its heap limit, as abort() does.
+    """
+    return any(marker in stderr_tail for marker in _MEMORY_MARKERS)

@@ -79,7 +79,7 @@ function init(message) {
   } catch (e) {
     console.error('Error during initialization:', e);
     writeSentinels();
-    send({ ok: false, error: String(e && e.stack ? e.message : e) });
+    send({ ok: false, error: String(e) });
     control.end();
     return;
   }

@@ -95,6 +95,14 @@ def _write_sentinels(sentinel: bytes) -> None:
             pass  # the action closed its own stdout; the emulator stops waiting at EOF
 
 
+def _print_action_error(exc: BaseException, runner_frames: int) -> None:
+    """The traceback as the action's author would want it: without the runner's own frames."""
+    tb = exc.__traceback__
+    for _ in range(runner_frames):
+        tb = tb.tb_next if tb is not None else None
+    traceback.print_exception(type(exc), exc, tb)
+
+
 def _load_action(code: str, main_name: str):
     module = types.ModuleType("main__")
     module.__file__ = "main__.py"
@@ -140,7 +148,7 @@ def python_worker() -> None:
                 channel.send({"ok": False, "memory": True})
                 return
             except Exception as exc:  # noqa: BLE001 - any failure of user code fails the init
-                traceback.print_exc()
+                _print_action_error(exc, runner_frames=2)
                 _write_sentinels(sentinel)
                 channel.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
                 return
@@ -154,7 +162,7 @@ def python_worker() -> None:
                 raise
             # OpenWhisk's python runtime turns an exception into an application error.
             except Exception as exc:  # noqa: BLE001
-                traceback.print_exc()
+                _print_action_error(exc, runner_frames=1)
                 result = {"error": str(exc)}
             body = _encode_result(result)
             del result
