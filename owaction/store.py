@@ -441,8 +441,12 @@ class ExecutionStore:
         return bool(urlsplit(self.database_url).password)
 
     def migrate(self) -> None:
-        """Create or migrate the table and its indexes; safe to run from many processes at once."""
-        self._ensure_ready()
+        """Create or migrate the table and its indexes; safe to run from many processes at once.
+
+        Calling it is optional: the first unit of work migrates too.
+        """
+        with self.session():
+            pass
 
     def _ensure_ready(self):
         db = self._db

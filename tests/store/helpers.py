@@ -53,11 +53,13 @@ class TcpProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+                s.close()
 
     def stop(self) -> None:
         self._stopped = True
         with contextlib.suppress(OSError):
-            self._listener.close()
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the thread
+        self._listener.close()
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for s in sockets:
