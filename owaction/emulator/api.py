@@ -268,6 +268,9 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
 
     @app.errorhandler(405)
     def wrong_method(exc) -> Response:
+        # The OPTIONS catch-all matches every path; only it matching means "no such route".
+        if set(exc.valid_methods or ()) <= {"OPTIONS"}:
+            return no_route(exc)
         allowed = ", ".join(exc.valid_methods or [])
         return json_response({"error": f"HTTP method not allowed, supported methods: {allowed}",
                               "code": g.request_id}, 405)
