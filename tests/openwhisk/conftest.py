@@ -44,9 +44,11 @@ def client(make_client) -> OpenWhiskClient:
     return make_client()
 
 
-def faults(emu) -> list[dict]:
-    """The emulator's faults still waiting, with their remaining uses."""
-    return requests.get(f"{emu.url}/_emulator/faults", timeout=5).json()["faults"]
+def remaining_uses(emu) -> list[int]:
+    """How many uses each fault still waiting at the emulator has left."""
+    body = requests.get(f"{emu.url}/_emulator/faults", timeout=5).json()
+    listed = body["faults"] if isinstance(body, dict) else body
+    return [f["remaining"] if "remaining" in f else f["times"] for f in listed]
 
 
 @pytest.fixture

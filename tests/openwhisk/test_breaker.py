@@ -8,7 +8,7 @@ import pybreaker
 import pytest
 
 from owaction.openwhisk import CircuitOpen, ConnectFailed, NotFound, Unavailable
-from tests.openwhisk.conftest import faults
+from tests.openwhisk.conftest import remaining_uses
 from tests.procs import free_port
 
 
@@ -32,7 +32,7 @@ def test_consecutive_5xx_open_the_breaker_and_it_fails_fast_without_the_network(
         client.invoke_action("hello")
     assert info.value.request_sent is False
     assert 55 < info.value.retry_after <= 60
-    assert [f["remaining"] for f in faults(emu)] == [1]
+    assert remaining_uses(emu) == [1]
 
 
 def test_transport_failures_count(make_client):

@@ -230,11 +230,13 @@ def test_real_throttle_of_the_emulator_is_throttled(make_client, start_emulator)
 
 
 def test_502_without_an_activation_is_bad_gateway(client, emu):
-    emu.fault(method="POST", path="/actions/hello$", status=502)
+    emu.fault(method="POST", path="/actions/hello$", status=502,
+              body={"error": "The edge could not reach the controller.", "code": "abc"})
     with pytest.raises(BadGateway) as info:
         client.invoke_action("hello")
     assert info.value.status_code == 502
-    assert info.value.message == "Injected fault: Bad Gateway"
+    assert info.value.message == "The edge could not reach the controller."
+    assert info.value.request_id == "abc"
 
 
 @pytest.mark.parametrize("status", [500, 503, 504])

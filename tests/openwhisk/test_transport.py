@@ -3,6 +3,7 @@ exception comes out as the client's own error."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from owaction.openwhisk import (
     RequestTimedOut,
     Unavailable,
 )
-from tests.openwhisk.conftest import faults
+from tests.openwhisk.conftest import remaining_uses
 from tests.openwhisk.recorder import Recorder
 from tests.openwhisk.test_invoke import wait_for_activation
 from tests.procs import free_port
@@ -40,7 +41,7 @@ def test_post_is_sent_once_on_a_dropped_connection(client, emu):
     with pytest.raises(ConnectionDropped) as info:
         client.invoke_action("echo", {"once": True})
     assert info.value.request_sent is True
-    assert [f["remaining"] for f in faults(emu)] == [1]
+    assert remaining_uses(emu) == [1]
     emu.reset_faults()
     client.invoke_action("echo", result=True)
     assert settle(emu, "echo", before + 1) == before + 1
@@ -50,7 +51,7 @@ def test_post_is_not_retried_on_503(client, emu):
     emu.fault(method="POST", path="/actions/hello$", status=503, times=2)
     with pytest.raises(Unavailable):
         client.invoke_action("hello")
-    assert [f["remaining"] for f in faults(emu)] == [1]
+    assert remaining_uses(emu) == [1]
 
 
 def test_get_is_retried_on_a_dropped_connection(client, emu):
@@ -58,7 +59,7 @@ def test_get_is_retried_on_a_dropped_connection(client, emu):
     emu.fault(method="GET", path="/activations/", drop=True, times=2)
     got = wait_for_activation(client, activation.activation_id)
     assert got.activation_id == activation.activation_id
-    assert faults(emu) == []
+    assert remaining_uses(emu) == []
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
@@ -66,7 +67,7 @@ def test_get_is_retried_on_gateway_errors(make_client, emu, status):
     client = make_client(get_retries=3)
     emu.fault(method="GET", path="/namespaces/[^/]+/actions$", status=status, times=3)
     assert [a.name for a in client.list_actions(limit=200) if a.name == "hello"] == ["hello"]
-    assert faults(emu) == []
+    assert remaining_uses(emu) == []
 
 
 def test_get_gives_up_after_its_retries_with_the_last_status(make_client, emu):
@@ -75,7 +76,7 @@ def test_get_gives_up_after_its_retries_with_the_last_status(make_client, emu):
     with pytest.raises(Unavailable) as info:
         client.list_actions()
     assert info.value.status_code == 503
-    assert [f["remaining"] for f in faults(emu)] == [1]  # 1 try + 2 retries
+    assert remaining_uses(emu) == [1]  # 1 try + 2 retries
 
 
 def test_get_is_not_retried_on_500(make_client, emu):
@@ -84,7 +85,7 @@ def test_get_is_not_retried_on_500(make_client, emu):
     with pytest.raises(Exception) as info:
         client.list_actions()
     assert type(info.value).__name__ == "ServerError"
-    assert [f["remaining"] for f in faults(emu)] == [1]
+    assert remaining_uses(emu) == [1]
 
 
 def test_backoff_is_capped_exponential_with_the_jitter_applied(make_client, emu):
@@ -104,7 +105,7 @@ def test_read_timeout_is_request_timed_out_and_a_post_is_not_retried(make_client
         client.invoke_action("hello", blocking=False, read_timeout=0.4)
     assert time.monotonic() - started < 1.4
     assert info.value.request_sent is True
-    assert [f["remaining"] for f in faults(emu)] == [1]
+    assert remaining_uses(emu) == [1]
 
 
 def test_get_read_timeouts_are_retried(make_client, emu):
@@ -164,11 +165,32 @@ def test_post_retried_after_refusal_is_sent_exactly_once_when_the_server_listens
 
 
 def test_connect_timeout_is_connect_failed(make_client):
-    # 10.255.255.1 is not routable, so the SYN goes unanswered.
-    client = make_client(api_host="http://10.255.255.1:9", connect_timeout=0.2, get_retries=0)
-    with pytest.raises(ConnectFailed) as info:
-        client.info()
-    assert info.value.request_sent is False
+    # A listener that never accepts, with its backlog filled: further SYNs go unanswered.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(16):
+            filler = socket.socket()
+            filler.settimeout(0.2)
+            fillers.append(filler)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except TimeoutError:
+                break
+        else:
+            pytest.skip("this kernel accepts every connection into the backlog")
+        client = make_client(api_host=f"http://127.0.0.1:{port}", connect_timeout=0.2,
+                             get_retries=0)
+        with pytest.raises(ConnectFailed) as info:
+            client.info()
+        assert info.value.request_sent is False
+        assert "timed out" in str(info.value)
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
 
 
 def test_requests_exceptions_never_leak(make_client, emu):
