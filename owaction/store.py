@@ -15,6 +15,10 @@ while the service waits on OpenWhisk.
 Every database failure (refused, down, timed out, no slot within ``acquire_timeout``) raises
 ``StoreUnavailable``; the next call simply tries again, so the store recovers without a restart.
 
+PyDAL pools idle connections per URL for the whole process, so use one store per database per
+process (the bound above is per store). Raw SQL below interpolates only constants (the table
+name, status names); every value travels as a placeholder.
+
 ``execution_id`` is ``secrets.token_hex(16)``: 128 random bits from the OS CSPRNG, so ids are
 unique in practice (and the unique index enforces it) and cannot be guessed from one another.
 
@@ -459,36 +463,42 @@ class ExecutionStore:
 
     def _build(self):
         self._probe()
+        lock_file = None if self.is_postgres else self._sqlite_lock()
         try:
-            lock_file = None if self.is_postgres else self._sqlite_lock()
             try:
                 db = self._connect_dal()
-                try:
-                    if not self.is_postgres:
-                        # WAL lets readers in other processes proceed while one process writes;
-                        # it must be set outside a transaction, so before anything else.
-                        db.executesql("PRAGMA journal_mode=WAL")
-                    if self.is_postgres:
-                        db.executesql("SELECT pg_advisory_lock(%s)", placeholders=(
-                            _PG_MIGRATION_LOCK,))
-                    try:
-                        self._migrate(db)
-                    finally:
-                        if self.is_postgres:
-                            db.executesql("SELECT pg_advisory_unlock(%s)", placeholders=(
-                                _PG_MIGRATION_LOCK,))
-                    db.commit()
-                finally:
-                    self._rollback(db)
-            finally:
-                if lock_file is not None:
-                    lock_file.close()  # releases the flock
-        except RuntimeError as exc:
-            # PyDAL reports a failed connect as RuntimeError("Failure to connect ...").
-            if "connect" in str(exc).lower():
+            except RuntimeError as exc:
+                # PyDAL reports a failed connect as RuntimeError("Failure to connect ...").
                 log.warning("database connection failed", exc_info=True)
                 raise StoreUnavailable("database unavailable: cannot connect") from exc
-            raise
+            migrated = False
+            try:
+                if self.is_postgres:
+                    # Session-level: held across the commits PyDAL makes while migrating.
+                    db.executesql("SELECT pg_advisory_lock(%s)", placeholders=(
+                        _PG_MIGRATION_LOCK,))
+                else:
+                    # WAL lets readers in other processes proceed while one process writes;
+                    # it must be set outside a transaction, so before anything else.
+                    db.executesql("PRAGMA journal_mode=WAL")
+                self._migrate(db)
+                db.commit()
+                migrated = True
+            finally:
+                if not migrated:
+                    with contextlib.suppress(*self._unavailable):
+                        db.rollback()
+                if self.is_postgres:
+                    # Unlocked before the connection goes back to the pool, where it would
+                    # otherwise keep every other process waiting.
+                    with contextlib.suppress(*self._unavailable):
+                        db.executesql("SELECT pg_advisory_unlock(%s)", placeholders=(
+                            _PG_MIGRATION_LOCK,))
+                        db.commit()
+                (self._commit if migrated else self._rollback)(db)
+        finally:
+            if lock_file is not None:
+                lock_file.close()  # releases the flock
         return db
 
     def _sqlite_lock(self):
