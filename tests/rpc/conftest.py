@@ -102,7 +102,8 @@ def module_env(tmp: Path, emulator, database_url: str, **extra: str) -> dict[str
 def grpc_module(tmp_path_factory, emulator, rpc_pg_url):
     """One gRPC process for the module's read-mostly tests (faults are reset per test by `emu`)."""
     tmp = tmp_path_factory.mktemp("grpc")
-    module = GrpcModule(tmp, module_env(tmp, emulator, rpc_pg_url))
+    # Fault tests must not open the circuit breaker for the tests after them.
+    module = GrpcModule(tmp, module_env(tmp, emulator, rpc_pg_url, BREAKER_FAIL_MAX="1000"))
     yield module
     module.stop()
 
