@@ -701,7 +701,15 @@ class ActionService:
             raise errors.InvalidInput(str(exc)) from None
 
     def stats(self) -> dict:
-        return self.store.stats()
+        """The store's figures, plus the original module's field names callers read."""
+        stats = self.store.stats()
+        by_status = stats.get("by_status", {})
+        stats["total_executions"] = stats.get("total", 0)
+        stats["successful_executions"] = by_status.get(SUCCEEDED, 0)
+        stats["failed_executions"] = sum(
+            by_status.get(s, 0) for s in (FAILED, ERROR, TIMEOUT, UNKNOWN)
+        )
+        return stats
 
     def health(self) -> dict:
         """Database by ``SELECT 1``; OpenWhisk reachability cached for a few seconds."""
