@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from owaction.auth import PERMISSION_EXECUTE, PERMISSION_READ, TokenVerifier
 from owaction.config import Settings
 from owaction.logs import aaa, setup_logging
+from owaction.metrics import start_metrics_server
 from owaction.rpc import openwhisk_action_pb2 as pb
 from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
 from owaction.rpc.interceptors import AuthInterceptor, DecodeGuardInterceptor
@@ -184,6 +185,7 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server.start()
+    start_metrics_server(settings.grpc_metrics_port, settings=settings)
     aaa("SYSTEM", "grpc_start", "SUCCESS", port=port, workers=settings.grpc_max_workers,
         tls=bool(settings.grpc_tls_cert))
     # Event.wait without a timeout would block signal delivery on some platforms.
