@@ -295,8 +295,6 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
     @app.route("/api/v1", methods=["OPTIONS"])
     @app.route("/api/v1/<path:anything>", methods=["OPTIONS"])
     def preflight(anything: str = ""):
-        if anything.startswith("web/"):
-            return web(anything[len("web/"):])
         return Response(status=200)
 
     @app.route("/api/v1/namespaces", methods=["GET"])
@@ -531,8 +529,8 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
 
     # --- web actions ----------------------------------------------------------------------
 
-    @app.route("/api/v1/web/<path:rest>",
-               methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
+    @app.route("/api/v1/web/<path:rest>", provide_automatic_options=False,
+               methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     def web_route(rest: str):
         return web(rest)
 
