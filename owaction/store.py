@@ -1,7 +1,8 @@
 """Execution store: one row per execution in ``openwhisk_action_executions`` (PyDAL).
 
 Works on SQLite and PostgreSQL. PyDAL creates and migrates the table; its migration files live
-in ``folder`` (default: ``DATA_DIR``, or a directory beside the SQLite file). Start-up migration
+in ``folder`` (default: ``DATA_DIR/migrations``), except that for an absolute SQLite path PyDAL
+keeps them beside the database file. Start-up migration
 is serialised across processes (a PostgreSQL advisory lock, or a lock file beside the SQLite
 database), so gunicorn workers and the gRPC process may all start at once.
 
@@ -359,6 +360,19 @@ class ExecutionStore:
         if self.is_postgres and _gevent_patched():
             _install_green_psycopg2(statement_timeout + connect_timeout + 5)
 
+    @classmethod
+    def from_settings(cls, settings) -> ExecutionStore:
+        """A store for ``settings``: its URL, ``DB_POOL_SIZE``, ``DB_TIMEOUT``, ``DATA_DIR``."""
+        data_dir = settings.data_dir or os.path.join(os.getcwd(), "data")
+        os.makedirs(data_dir, exist_ok=True)
+        url = settings.database_url or "sqlite://" + os.path.join(data_dir, "owaction.sqlite")
+        return cls(
+            url,
+            pool_size=settings.db_pool_size,
+            acquire_timeout=settings.db_timeout,
+            folder=os.path.join(data_dir, "migrations"),
+        )
+
     def _default_folder(self) -> str:
         if self.is_postgres:
             data_dir = os.environ.get("DATA_DIR") or os.path.join(os.getcwd(), "data")
@@ -510,7 +524,7 @@ class ExecutionStore:
         return handle
 
     def _migrate(self, db) -> None:
-        marker = os.path.join(self.folder, f"{db._uri_hash}_{TABLE}.table")
+        marker = os.path.join(self._migration_dir(), f"{db._uri_hash}_{TABLE}.table")
         existing = self._existing_columns(db)
         if existing and not os.path.exists(marker):
             # Another process (with another folder) created the table. Teach this folder's PyDAL
@@ -530,6 +544,12 @@ class ExecutionStore:
             cols = ", ".join(f'"{c}"' for c in columns)
             kind = "UNIQUE INDEX" if unique else "INDEX"
             db.executesql(f'CREATE {kind} IF NOT EXISTS "{name}" ON "{TABLE}" ({cols})')
+
+    def _migration_dir(self) -> str:
+        """Where PyDAL keeps this table's migration file: beside an absolute SQLite file."""
+        if self.database_url.startswith("sqlite:///"):
+            return os.path.dirname(self.database_url[len("sqlite://") :])
+        return self.folder
 
     def _existing_columns(self, db) -> set[str]:
         if self.is_postgres:

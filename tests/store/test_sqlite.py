@@ -71,3 +71,22 @@ def test_importing_pydal_before_gevent_patches_is_refused(tmp_path):
 def test_unsupported_database_urls_are_refused():
     with pytest.raises(ValueError, match="sqlite:// or postgresql://"):
         ExecutionStore("mysql://u@h/db")
+
+
+def test_from_settings_uses_the_database_url_pool_size_timeout_and_data_dir(tmp_path):
+    from owaction.config import load_settings
+    from tests.conftest import TEST_SECRET
+
+    settings = load_settings({
+        "MODULE_SECRET_KEY": TEST_SECRET, "DATA_DIR": str(tmp_path / "data"),
+        "DB_POOL_SIZE": "3", "DB_TIMEOUT": "0.5",
+    })
+    store = ExecutionStore.from_settings(settings)
+    try:
+        assert (store.pool_size, store.acquire_timeout) == (3, 0.5)
+        store.migrate()
+        assert (tmp_path / "data" / "owaction.sqlite").is_file()
+        # PyDAL keeps an absolute SQLite file's migration files beside it.
+        assert list((tmp_path / "data").glob("*_openwhisk_action_executions.table"))
+    finally:
+        store.close()
