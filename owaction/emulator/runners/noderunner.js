@@ -21,14 +21,29 @@ function send(header, body) {
   }
 }
 
-function writeSentinels() {
-  for (const fd of [1, 2]) {
+// Under back-pressure node queues stdout/stderr writes, so the sentinel goes through the same
+// streams (after what the action wrote) and the reply waits until both are flushed.
+function writeSentinels(then) {
+  let pending = 2;
+  let called = false;
+  const finish = () => {
+    if (!called && --pending <= 0) {
+      called = true;
+      then();
+    }
+  };
+  for (const stream of [process.stdout, process.stderr]) {
     try {
-      fs.writeSync(fd, sentinel);
+      stream.write(sentinel, finish);
     } catch (e) {
-      // the action closed its own stdio; the emulator stops waiting at EOF
+      finish(); // the action closed its own stdio; the emulator stops waiting at EOF
     }
   }
+  // A stream the action destroyed may never call back; the reply must not wait for it.
+  setTimeout(() => {
+    pending = 0;
+    finish();
+  }, 1000).unref();
 }
 
 // What serialize-error gives OpenWhisk for a rejected Promise: an Error's own fields plus
@@ -78,9 +93,10 @@ function init(message) {
     entry = load(message.code, message.main || 'main');
   } catch (e) {
     console.error('Error during initialization:', e);
-    writeSentinels();
-    send({ ok: false, error: String(e) });
-    control.end();
+    writeSentinels(() => {
+      send({ ok: false, error: String(e) });
+      control.end();
+    });
     return;
   }
   send({ ok: true });
@@ -101,8 +117,7 @@ function finish(result) {
     }
   }
   const body = Buffer.from(text, 'utf8');
-  writeSentinels();
-  send({ status: 'result', size: body.length }, body);
+  writeSentinels(() => send({ status: 'result', size: body.length }, body));
 }
 
 async function run(message) {
@@ -113,8 +128,7 @@ async function run(message) {
   } catch (e) {
     // A synchronous throw is what the nodejs runtime answers with a 500, a developer error.
     console.error(e);
-    writeSentinels();
-    send({ status: 'developer', error: 'An error has occurred: ' + e });
+    writeSentinels(() => send({ status: 'developer', error: 'An error has occurred: ' + e }));
     return;
   }
   let result;
