@@ -223,7 +223,7 @@ class OpenWhiskClient:
             pool_size=pool_size, keepalive_idle=keepalive_idle, quiet_insecure=verify is False
         )
         self._probe_lock = threading.Lock()
-        if verify is False and self.api_host.startswith("https://"):
+        if verify is False:
             _warn_insecure(self.api_host)
 
     @classmethod
@@ -315,11 +315,15 @@ class OpenWhiskClient:
         """
         send_headers = self._headers(request_id, headers)
         url = self.api_host + path
-        timeout = (self.connect_timeout, read_timeout if read_timeout is not None
-                   else self.read_timeout)
         deadline = None if read_timeout is None else time.monotonic() + read_timeout
         attempt = 0
         while True:
+            if deadline is None:
+                timeout = (self.connect_timeout, self.read_timeout)
+            else:
+                # A caller's deadline bounds connecting and every retry too.
+                remaining = max(0.001, deadline - time.monotonic())
+                timeout = (min(self.connect_timeout, remaining), remaining)
             try:
                 response = self._attempt(method, url, what=what, params=params,
                                          json_body=json_body, headers=send_headers,

@@ -304,3 +304,13 @@ def test_web_action_error_status_is_its_answer_not_an_exception(client, emu):
     unavailable = client.invoke_web_action("webhello", {"name": "x"})
     assert unavailable.status_code == 503
     assert unavailable.activation_id is None
+
+
+@pytest.mark.parametrize("status, name", [(408, "BadRequest"), (415, "BadRequest"),
+                                          (507, "ServerError")])
+def test_statuses_outside_the_table_map_by_class(client, emu, status, name):
+    emu.fault(method="POST", path="/actions/hello$", status=status)
+    with pytest.raises(Exception) as info:
+        client.invoke_action("hello")
+    assert type(info.value).__name__ == name
+    assert info.value.status_code == status

@@ -202,3 +202,19 @@ def test_requests_exceptions_never_leak(make_client, emu):
         client.list_packages()
     assert not isinstance(info.value, requests.RequestException)
     assert isinstance(info.value.__cause__, requests.RequestException)
+
+
+def test_a_callers_deadline_bounds_the_retries(make_client):
+    slept: list[float] = []
+
+    def sleep(delay: float) -> None:
+        slept.append(delay)
+        time.sleep(delay)
+
+    client = make_client(api_host=f"http://127.0.0.1:{free_port()}", get_retries=10,
+                         backoff_base=0.2, backoff_max=10, sleep=sleep)
+    started = time.monotonic()
+    with pytest.raises(ConnectFailed):
+        client.info(timeout=0.5)
+    assert time.monotonic() - started < 1.0
+    assert slept == [0.2]  # the next pause (0.4 s) would pass the deadline
