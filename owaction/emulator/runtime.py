@@ -425,6 +425,11 @@ class Runtime:
         session = _Session(worker, logs)
         try:
             return self._activate(action, params, activation_env, worker, session, cold, wait_ms)
+        except BaseException:
+            # Whatever went wrong here (even a greenlet killed mid-run), the process is in an
+            # unknown state: it must not be left running or handed to the next activation.
+            self._discard(worker)
+            raise
         finally:
             session.close()
 
@@ -465,15 +470,20 @@ class Runtime:
                 )
                 reply = session.wait_reply(init_start + timeout_s)
             except TimeoutError:
+                init_ms = _epoch_ms() - init_start_ms
+                # A failed init has no run: it "starts" where init ended, so that start - initTime
+                # is still when the process was asked to initialise.
                 return self._fail(
                     worker, session, MSG_INIT_TIMEOUT.format(ms=action.timeout_ms),
-                    init_start_ms, wait_ms, init_ms=_epoch_ms() - init_start_ms, timed_out=True,
+                    init_start_ms + init_ms, wait_ms, init_ms=init_ms, timed_out=True,
                 )
             except OSError:
                 reply = None
             init_ms = _epoch_ms() - init_start_ms
             if reply is None or not reply.header.get("ok"):
-                return self._init_failed(worker, session, reply, init_start_ms, init_ms, wait_ms)
+                return self._init_failed(
+                    worker, session, reply, init_start_ms + init_ms, init_ms, wait_ms
+                )
 
         start = time.monotonic()
         start_ms = _epoch_ms()

@@ -287,6 +287,9 @@ def test_infinite_loop_at_load_time_exceeds_the_limit_during_initialization(runt
         "error": "The action exceeded its time limits of 200 milliseconds during initialization."
     }
     assert outcome.timed_out is True
+    assert outcome.init_ms >= 200
+    # No run happened: the run "starts" where init ended, so start - initTime is the init start.
+    assert outcome.start_ms - outcome.init_ms <= outcome.end_ms - 200
 
 
 @pytest.mark.parametrize(
