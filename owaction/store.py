@@ -827,6 +827,15 @@ class ExecutionStore:
             rows = db(t.id.belongs(ids)).select(orderby=t.id)
             return [_record(r) for r in rows]
 
+    def extend_lease(self, execution_id: str, owner: str, seconds: float) -> bool:
+        """Keep a leased row for ``seconds`` more (the worker's backoff before its next look)."""
+        with self.session() as db:
+            t = self._table(db)
+            updated = db((t.execution_id == execution_id) & (t.lease_owner == owner)).update(
+                lease_until=_now() + dt.timedelta(seconds=seconds), updated_at=_now()
+            )
+        return bool(updated)
+
     def release(self, execution_id: str, owner: str) -> bool:
         """Give back a lease before it expires (the activation is not final yet)."""
         with self.session() as db:

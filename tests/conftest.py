@@ -140,3 +140,42 @@ def base_env(tmp_path, emulator) -> dict[str, str]:
         "DATABASE_URL": f"sqlite://{tmp_path}/owaction.sqlite",
         "API_KEYS": "svc-a=key-a-" + "x" * 20,
     }
+
+
+@pytest.fixture
+def make_service(tmp_path, emulator):
+    """Build ActionServices on the session emulator (or another host) and a database."""
+    from owaction.commands import CommandMap
+    from owaction.config import load_settings
+    from owaction.openwhisk.client import OpenWhiskClient
+    from owaction.service import ActionService
+    from owaction.store import ExecutionStore
+
+    made: list[ActionService] = []
+
+    def make(db_url: str | None = None, *, api_host: str | None = None,
+             commands_file: str = "", **env) -> ActionService:
+        values = {
+            "MODULE_SECRET_KEY": TEST_SECRET,
+            "OPENWHISK_API_HOST": api_host or emulator.url,
+            "OPENWHISK_AUTH_KEY": emulator.auth,
+            "DATA_DIR": str(tmp_path / "data"),
+            "DATABASE_URL": db_url or f"sqlite://{tmp_path}/svc.sqlite",
+            "DB_TIMEOUT": "2",
+            **env,
+        }
+        settings = load_settings(values)
+        store = ExecutionStore(settings.database_url, pool_size=settings.db_pool_size,
+                               acquire_timeout=settings.db_timeout,
+                               folder=str(tmp_path / f"dal{len(made)}"), connect_timeout=1)
+        commands = CommandMap(commands_file,
+                              unmapped_package=settings.unmapped_command_package,
+                              max_timeout_ms=settings.max_action_timeout)
+        service = ActionService(settings=settings, client=OpenWhiskClient.from_settings(settings),
+                                store=store, commands=commands)
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.close()
