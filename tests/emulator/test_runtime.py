@@ -200,7 +200,7 @@ def test_concurrent_runs_of_one_action_use_several_processes_and_the_pool_is_cap
     action = python_action("""
         import os, time
         def main(args):
-            time.sleep(0.5)
+            time.sleep(1)  # long enough that all six overlap even on a busy machine
             return {"pid": os.getpid(), "n": args["n"]}
     """)
     with ThreadPoolExecutor(6) as pool:

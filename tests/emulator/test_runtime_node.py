@@ -96,7 +96,7 @@ def test_env_vars_reach_the_action_and_change_per_activation(runtime):
 def test_concurrent_node_runs_use_several_processes(runtime):
     action = node_action(
         "function main(p) {"
-        " return new Promise(r => setTimeout(() => r({pid: process.pid}), 300)); }"
+        " return new Promise(r => setTimeout(() => r({pid: process.pid}), 1000)); }"
     )
     with ThreadPoolExecutor(4) as pool:
         outcomes = list(pool.map(lambda _: run(runtime, action), range(4)))
