@@ -24,6 +24,7 @@ import requests
 from owaction import __version__, names
 from owaction.names import path_segment
 from owaction.openwhisk.errors import (
+    BadGateway,
     CircuitOpen,
     HTTPStatusError,
     InvalidName,
@@ -137,6 +138,21 @@ def status_error(response: requests.Response, what: str) -> HTTPStatusError:
         body=body if body is not None else response.text[:2000],
         retry_after=_retry_after(response.headers.get("Retry-After")),
     )
+
+
+def unexpected_answer(response: requests.Response, what: str) -> HTTPStatusError:
+    """A success status with a body OpenWhisk never sends: reported as a bad gateway."""
+    return BadGateway(
+        f"{what}: OpenWhisk answered {response.status_code} with an unexpected body",
+        status_code=502, request_id=response.headers.get("X-Request-ID"),
+        body=response.text[:2000],
+    )
+
+
+def answer_error(response: requests.Response, what: str) -> HTTPStatusError:
+    if response.status_code < 400:
+        return unexpected_answer(response, what)
+    return status_error(response, what)
 
 
 def _is_activation(body: Any) -> bool:
@@ -461,7 +477,7 @@ class OpenWhiskClient:
             activation_id = body.get("activationId") if isinstance(body, dict) else None
             activation_id = activation_id or header_id
             if not activation_id:
-                raise status_error(response, f"invoke {name}")
+                raise answer_error(response, f"invoke {name}")
             return ActivationPending(activation_id, demoted=blocking)
         if status in (200, 500, 502):
             if _is_activation(body):
@@ -470,7 +486,7 @@ class OpenWhiskClient:
             # 500/502 without an activation id is OpenWhisk's own error, not the action's.
             if (isinstance(body, list) or status == 200 or header_id) and body is not None:
                 return ActionResult(header_id or "", body, success=status == 200)
-        raise status_error(response, f"invoke {name}")
+        raise answer_error(response, f"invoke {name}")
 
     def invoke_action_async(self, name: str, payload: dict | None = None, *,
                             namespace: str | None = None, request_id: str | None = None,
@@ -479,8 +495,8 @@ class OpenWhiskClient:
         outcome = self.invoke_action(name, payload, namespace=namespace, blocking=False,
                                      request_id=request_id, headers=headers)
         if not isinstance(outcome, ActivationPending):
-            raise error_for_status(500)(
-                "OpenWhisk answered a non-blocking invoke with a result", status_code=500)
+            raise BadGateway("OpenWhisk answered a non-blocking invoke with a result",
+                             status_code=502)
         return outcome
 
     def invoke_sequence(self, name: str, payload: dict | None = None, *,
@@ -553,22 +569,23 @@ class OpenWhiskClient:
             body = _json(response)
             activation_id = (body.get("activationId") if isinstance(body, dict) else None) or \
                 response.headers.get(ACTIVATION_ID_HEADER)
-            return TriggerFired(activation_id)
-        raise status_error(response, f"fire {name}")
+            if activation_id:
+                return TriggerFired(activation_id)
+        raise answer_error(response, f"fire {name}")
 
     # --- reading ----------------------------------------------------------------------------------
 
     def _get(self, path: str, *, what: str, params: dict[str, Any] | None = None,
              request_id: str | None = None, headers: dict[str, str] | None = None,
-             read_timeout: float | None = None) -> Any:
+             read_timeout: float | None = None, expect: type = dict) -> Any:
+        """The JSON body of a 200 answer, which must be an ``expect`` (a dict or a list)."""
         response = self._request("GET", path, what=what, params=params, request_id=request_id,
                                  headers=headers, read_timeout=read_timeout, idempotent=True)
         if response.status_code != 200:
-            raise status_error(response, what)
+            raise answer_error(response, what)
         body = _json(response)
-        if body is None:
-            raise error_for_status(502)(f"{what}: OpenWhisk answered 200 without JSON",
-                                        status_code=502, body=response.text[:2000])
+        if not isinstance(body, expect):
+            raise unexpected_answer(response, what)
         return body
 
     @staticmethod
@@ -583,8 +600,8 @@ class OpenWhiskClient:
     def _count(body: Any, key: str) -> int:
         if isinstance(body, dict) and isinstance(body.get(key), int):
             return body[key]
-        raise error_for_status(502)(f"OpenWhisk answered a count without {key!r}",
-                                    status_code=502, body=body)
+        raise BadGateway(f"OpenWhisk answered a count without {key!r}", status_code=502,
+                         body=body)
 
     def info(self, *, timeout: float | None = None) -> dict:
         """``GET /api/v1``: OpenWhisk's build information; a cheap reachability probe."""
@@ -597,7 +614,7 @@ class OpenWhiskClient:
         path = self._collection(namespace, "actions")
         if package is not None:
             path += "/" + path_segment(check_name(package, "package name")) + "/"
-        body = self._get(path, what="list actions",
+        body = self._get(path, what="list actions", expect=dict if count else list,
                          params=self._list_params(limit, skip, count), request_id=request_id)
         if count:
             return self._count(body, "actions")
@@ -643,7 +660,7 @@ class OpenWhiskClient:
         params = self._list_params(limit, skip, count, name=name, since=_epoch_ms(since),
                                    upto=_epoch_ms(upto), docs="true" if docs else None)
         body = self._get(self._collection(namespace, "activations"), what="list activations",
-                         params=params, request_id=request_id)
+                         params=params, request_id=request_id, expect=dict if count else list)
         if count:
             return self._count(body, "activations")
         return list(body)
@@ -652,7 +669,7 @@ class OpenWhiskClient:
               count: bool, request_id: str | None, **extra: Any) -> list[dict] | int:
         body = self._get(self._collection(namespace, collection), what=f"list {collection}",
                          params=self._list_params(limit, skip, count, **extra),
-                         request_id=request_id)
+                         request_id=request_id, expect=dict if count else list)
         if count:
             return self._count(body, collection)
         return list(body)
@@ -701,7 +718,7 @@ class OpenWhiskClient:
                                  what=what, json_body={"status": state}, request_id=request_id)
         # OpenWhisk answers 200 (swagger also allows 202), with the rule or an empty body.
         if response.status_code not in (200, 202):
-            raise status_error(response, what)
+            raise answer_error(response, what)
         body = _json(response)
         return body if isinstance(body, dict) else {}
 

@@ -314,3 +314,13 @@ def test_statuses_outside_the_table_map_by_class(client, emu, status, name):
         client.invoke_action("hello")
     assert type(info.value).__name__ == name
     assert info.value.status_code == status
+
+
+def test_a_success_status_with_a_body_openwhisk_never_sends_is_a_bad_gateway(client, emu):
+    emu.fault(method="GET", path="/namespaces/[^/]+/actions$", status=200, body="not a list")
+    with pytest.raises(BadGateway) as info:
+        client.list_actions()
+    assert "unexpected body" in info.value.message
+    emu.fault(method="POST", path="/triggers/ping$", status=202, body={"no": "id"})
+    with pytest.raises(BadGateway):
+        client.fire_trigger("ping")

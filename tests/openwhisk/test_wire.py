@@ -190,6 +190,7 @@ def test_insecure_tls_logs_one_warning(make_client, caplog):
 
 
 def test_session_pool_is_sized_by_pool_size_and_never_blocks(make_client, recorder):
+    recorder.body = []
     client = make_client(api_host=recorder.url, pool_size=37)
     adapter = client._session.get_adapter(recorder.url)
     assert adapter._pool_connections == 37
