@@ -7,8 +7,10 @@ gevent's monkey-patching would break grpcio's own threads.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ ENVELOPE_HEADROOM = 64 * 1024
 # OpenWhisk bounds by about the payload limit.
 REPLY_FACTOR = 4
 HEALTH_INTERVAL = 5.0
+WORKER_PREFIX = "grpc-worker"
 
 PERMISSIONS = {
     "InvokeAction": PERMISSION_EXECUTE,
@@ -128,13 +131,18 @@ def new_health_servicer() -> health.HealthServicer:
     )
 
 
+def new_executor(settings: Settings) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=settings.grpc_max_workers,
+                              thread_name_prefix=WORKER_PREFIX)
+
+
 def create_server(settings: Settings, service: Any, *,
+                  executor: ThreadPoolExecutor | None = None,
                   health_servicer: health.HealthServicer | None = None,
                   health_interval: float = HEALTH_INTERVAL) -> tuple[grpc.Server, int]:
     """A bound, not yet started server for ``service`` and the port it listens on."""
     server = grpc.server(
-        ThreadPoolExecutor(max_workers=settings.grpc_max_workers,
-                           thread_name_prefix="grpc-worker"),
+        executor or new_executor(settings),
         interceptors=[
             AuthInterceptor(TokenVerifier(settings), method_permissions()),
             DecodeGuardInterceptor(),
@@ -164,17 +172,7 @@ def create_server(settings: Settings, service: Any, *,
 
 def serve(settings: Settings) -> int:
     """Run the gRPC process until SIGTERM or SIGINT; in-flight RPCs get ``GRPC_GRACE`` s."""
-    setup_logging(settings, process="grpc")
-    from owaction.service import ActionService
-
-    service = ActionService.from_settings(settings)
-    health_servicer = new_health_servicer()
-    try:
-        server, port = create_server(settings, service, health_servicer=health_servicer)
-    except OSError as exc:
-        aaa("ERROR", "grpc_start", "FAILED", level=logging.ERROR, msg=str(exc))
-        service.close()
-        return 1
+    # Handlers first: a signal that arrives while the port is being bound still stops cleanly.
     stop = threading.Event()
     received: list[str] = []
 
@@ -184,8 +182,21 @@ def serve(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    setup_logging(settings, process="grpc")
+    from owaction.service import ActionService
+
+    service = ActionService.from_settings(settings)
+    health_servicer = new_health_servicer()
+    executor = new_executor(settings)
+    try:
+        server, port = create_server(settings, service, executor=executor,
+                                     health_servicer=health_servicer)
+        start_metrics_server(settings.grpc_metrics_port, settings=settings)
+    except OSError as exc:
+        aaa("ERROR", "grpc_start", "FAILED", level=logging.ERROR, msg=str(exc))
+        service.close()
+        return 1
     server.start()
-    start_metrics_server(settings.grpc_metrics_port, settings=settings)
     aaa("SYSTEM", "grpc_start", "SUCCESS", port=port, workers=settings.grpc_max_workers,
         tls=bool(settings.grpc_tls_cert))
     # Event.wait without a timeout would block signal delivery on some platforms.
@@ -195,6 +206,24 @@ def serve(settings: Settings) -> int:
         grace=settings.grpc_grace)
     health_servicer.enter_graceful_shutdown()
     server.stop(grace=settings.grpc_grace).wait()
+    executor.shutdown(wait=False, cancel_futures=True)
     service.close()
+    stuck = _stuck_workers(timeout=1.0)
+    if stuck:
+        # A call past the grace period is cancelled for its client, but its thread may still
+        # sit in an OpenWhisk read for up to REQUEST_TIMEOUT, and the interpreter joins
+        # executor threads at exit. The grace period is the promise, so end the process now.
+        aaa("SYSTEM", "grpc_stop", "FORCED", level=logging.WARNING, threads=stuck)
+        logging.shutdown()
+        os._exit(0)
     aaa("SYSTEM", "grpc_stop", "SUCCESS")
     return 0
+
+
+def _stuck_workers(timeout: float) -> int:
+    """How many RPC worker threads are still busy after waiting up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    busy = [t for t in threading.enumerate() if t.name.startswith(WORKER_PREFIX)]
+    for thread in busy:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sum(1 for t in busy if t.is_alive())

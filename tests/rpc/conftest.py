@@ -26,7 +26,7 @@ class GrpcModule:
         from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
 
         self.port = free_port()
-        self.env = {**env, "GRPC_PORT": str(self.port), "GRPC_METRICS_PORT": "0"}
+        self.env = {"GRPC_METRICS_PORT": "0", **env, "GRPC_PORT": str(self.port)}
         self.settings = load_settings(self.env)
         self.verifier = TokenVerifier(self.settings)
         self.proc = Proc([sys.executable, str(ROOT / "grpc_server.py")], env=self.env,

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from owaction.rpc import codegen
-from tests.procs import ROOT
+from tests.procs import ROOT, free_port
 
 
 def test_committed_generated_code_is_identical_to_a_fresh_generation(tmp_path):
@@ -46,15 +46,16 @@ def test_the_grpc_process_and_its_service_never_import_gevent(base_env):
         "from owaction.service import ActionService\n"
         "settings = load_settings()\n"
         "service = ActionService.from_settings(settings)\n"
-        "server, port = owaction.rpc.server.create_server(settings.replace(grpc_port=0), service)\n"
-        "assert port > 0\n"
+        "server, port = owaction.rpc.server.create_server(settings, service)\n"
+        "assert port == settings.grpc_port\n"
         "server.stop(None).wait()\n"
         "service.close()\n"
         "assert 'gevent' not in sys.modules, 'gevent imported by the service'\n"
         "print('clean')\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env={**_clean_env(), **base_env},
+        [sys.executable, "-c", script], cwd=ROOT,
+        env={**_clean_env(), **base_env, "GRPC_PORT": str(free_port())},
         capture_output=True, text=True, timeout=60,
     )
 
