@@ -26,6 +26,7 @@ def rest_env(base_env: dict, **changes: str) -> dict[str, str]:
         "BREAKER_FAIL_MAX": "1000",
         "OPENWHISK_GET_RETRIES": "0",
         "DB_TIMEOUT": "2",
+        "WEB_GRACEFUL_TIMEOUT": "2",
         "LOG_DIR": os.path.join(env["DATA_DIR"], "log"),
     })
     env.update(changes)
@@ -114,3 +115,6 @@ def start_gunicorn(tmp_path_factory):
     yield start
     for server in started:
         server.stop()
+    for server in started:
+        output = server.proc.log_path.read_text(errors="replace")
+        assert "Traceback" not in output, f"gunicorn logged an error:\n{output[-3000:]}"
