@@ -4,8 +4,10 @@ blocking calls, a database that is down, a busy port."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -145,3 +147,27 @@ def test_grace_period_bounds_the_wait_for_a_call_that_runs_too_long(start_grpc):
     with pytest.raises(grpc.RpcError):
         future.result()
     assert "result=FORCED" in module.proc.log_path.read_text()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls_serves_only_clients_that_speak_tls(tmp_path, start_grpc):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    module = start_grpc(GRPC_TLS_CERT=str(cert), GRPC_TLS_KEY=str(key))
+    credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+
+    with grpc.secure_channel(module.target, credentials) as channel:
+        from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
+
+        reply = pb_grpc.OpenWhiskActionServiceStub(channel).ListActions(
+            pb.ListActionsRequest(limit=1), metadata=module.auth(), timeout=20)
+    with pytest.raises(grpc.RpcError) as caught:
+        module.call("ListActions", pb.ListActionsRequest(limit=1), timeout=5)
+
+    assert len(reply.actions) == 1
+    assert rpc_error(caught)[0] == grpc.StatusCode.UNAVAILABLE
