@@ -347,7 +347,9 @@ class OpenWhiskClient:
             except CircuitOpen:
                 raise
             except TransportError as exc:
-                if not (idempotent or not exc.request_sent) or attempt >= self.get_retries:
+                # Repeating is harmless for a read, or when nothing reached OpenWhisk.
+                harmless = idempotent or not exc.request_sent
+                if not harmless or attempt >= self.get_retries:
                     raise
                 attempt += 1
                 if not self._pause(attempt, deadline, what, exc):
