@@ -38,6 +38,7 @@ class Operation:
     summary: str
     tag: str
     permission: str | None
+    service_key: bool  # the router's X-Service-Key is accepted instead of a token
     body: type[BaseModel] | None
     query: type[BaseModel] | None
     responses: Mapping[int, tuple[type[BaseModel], str]]  # status -> (model, description)
@@ -55,7 +56,7 @@ class ApiBlueprint(Blueprint):
     def operation(
         self, method: str, rule: str, *, summary: str,
         responses: Mapping[int, tuple[type[BaseModel], str]],
-        errors: tuple[int, ...] = (), permission: str | None = None,
+        errors: tuple[int, ...] = (), permission: str | None = None, service_key: bool = False,
         body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
     ) -> Callable:
         """Route ``method rule`` to the view; it receives ``claims``, ``body`` and ``query``
@@ -71,7 +72,8 @@ class ApiBlueprint(Blueprint):
         def decorator(view: Callable) -> Callable:
             op = Operation(
                 method=method.upper(), rule=self.url_prefix_rule(rule), name=view.__name__,
-                summary=summary, tag=self.tag, permission=permission, body=body, query=query,
+                summary=summary, tag=self.tag, permission=permission, service_key=service_key,
+                body=body, query=query,
                 responses=dict(responses), errors=tuple(sorted(implied)),
             )
 
@@ -79,7 +81,7 @@ class ApiBlueprint(Blueprint):
             def handler(**kwargs: Any):
                 # Authenticate before reading a body: strangers' bodies are not parsed.
                 if permission:
-                    kwargs["claims"] = authenticate(permission)
+                    kwargs["claims"] = authenticate(permission, service_key=service_key)
                 if query:
                     kwargs["query"] = parse_query(query)
                 if body:

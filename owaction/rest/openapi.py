@@ -73,6 +73,14 @@ def _response_headers(status: int) -> dict:
     return headers
 
 
+def _security(op: Operation) -> list[dict]:
+    if not op.permission:
+        return []
+    if op.service_key:
+        return [{"serviceKey": []}, {"bearerAuth": []}]
+    return [{"bearerAuth": []}]
+
+
 def _query_parameters(model: type[BaseModel], defs: dict) -> list[dict]:
     schema = model.model_json_schema(ref_template=REF)
     defs.update(schema.pop("$defs", {}))
@@ -139,7 +147,7 @@ def build(app: Flask) -> dict:
             "tags": [op.tag],
             "parameters": params,
             "responses": responses,
-            "security": [{"bearerAuth": []}] if op.permission else [],
+            "security": _security(op),
         }
         if op.permission:
             entry["description"] = f"Needs a token with the `{op.permission}` permission."
@@ -168,6 +176,10 @@ def build(app: Flask) -> dict:
                     "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                     "description": "HS256, from POST /api/v1/auth/token or minted by "
                                    "WaddleBot's router",
+                },
+                "serviceKey": {
+                    "type": "apiKey", "in": "header", "name": "X-Service-Key",
+                    "description": "WaddleBot router's key (SERVICE_KEY), for /api/v1/execute",
                 },
             },
         },

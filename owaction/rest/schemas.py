@@ -305,3 +305,42 @@ class HealthReply(Reply):
     database: Literal["connected", "unavailable"]
     openwhisk: Literal["reachable", "unreachable"]
     error: str | None = Field(default=None, description="why the module is unhealthy")
+
+
+# --- WaddleBot router -----------------------------------------------------------------------------
+
+
+class ExecuteRequest(Body):
+    """The body WaddleBot's router sends for a #command (CONTRACT.md §3)."""
+
+    # The router's ids may arrive as JSON numbers; they are identifiers, so text either way.
+    model_config = ConfigDict(strict=False, coerce_numbers_to_str=True, extra="ignore")
+
+    command: str = Field(min_length=1, max_length=256, description="e.g. #weather")
+    args: str | list[str] = Field(default="", description="everything after the command")
+    user_id: str = Field(default="", max_length=256)
+    entity_id: str = Field(default="", max_length=256)
+    community_id: str = Field(default="", max_length=256)
+    session_id: str = Field(default="", max_length=256,
+                            description="the router's retries repeat it; a repeat never runs "
+                                        "the action again")
+    message: str = Field(default="", max_length=4096)
+
+
+class ModuleResponse(Reply):
+    """WaddleBot's ModuleResponse (libs/flask_core datamodels)."""
+
+    execution_id: str | None
+    session_id: str
+    module_name: str
+    success: bool
+    response_action: Literal["chat", "media", "ticker", "general", "form"]
+    response_data: JsonObject
+    media_type: str | None
+    media_url: str | None
+    ticker_text: str | None
+    ticker_duration: int
+    chat_message: str | None
+    error_message: str | None
+    processing_time_ms: int
+    timestamp: str

@@ -3,20 +3,46 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, g, request
 
-from owaction.auth import Claims, authorize, bearer_token
+from owaction.auth import ALL_PERMISSIONS, Claims, authorize, bearer_token
 from owaction.errors import PermissionDenied, Unauthenticated
 from owaction.logs import aaa
 
 REALM = "owaction"
 
 
-def authenticate(permission: str) -> Claims:
-    """The caller's claims if its token is valid and grants ``permission``; else 401 or 403."""
+ROUTER_SERVICE = "router_module"  # who holds SERVICE_KEY: WaddleBot's router
+SERVICE_KEY_HEADER = "X-Service-Key"
+
+
+def _service_key_claims(value: str) -> Claims:
+    verifier = current_app.extensions["owaction"].verifier
+    if not verifier.check_service_key(value):
+        aaa("AUTH", "check_service_key", "DENIED", path=request.path,
+            request_id=g.get("request_id"))
+        raise Unauthenticated("the service key is not valid", code="invalid_service_key")
+    aaa("AUTH", "check_service_key", "SUCCESS", user=ROUTER_SERVICE, path=request.path,
+        request_id=g.get("request_id"))
+    now = int(time.time())
+    return Claims(service=ROUTER_SERVICE, permissions=frozenset(ALL_PERMISSIONS),
+                  issued_at=now, expires_at=now)
+
+
+def authenticate(permission: str, *, service_key: bool = False) -> Claims:
+    """The caller's claims if its token is valid and grants ``permission``; else 401 or 403.
+
+    With ``service_key``, the router's ``X-Service-Key`` is accepted instead of a token; when
+    that header is sent it must be right, and no token is then looked at.
+    """
+    if service_key and request.headers.get(SERVICE_KEY_HEADER) is not None:
+        claims = _service_key_claims(request.headers[SERVICE_KEY_HEADER])
+        g.claims = claims
+        return claims
     verifier = current_app.extensions["owaction"].verifier
     raw = bearer_token(request.headers.get("Authorization"))
     try:
@@ -52,7 +78,7 @@ def require(permission: str) -> Callable:
 
 def www_authenticate(exc: Unauthenticated) -> str:
     """The challenge sent with a 401 (RFC 6750 §3): no error when no token was given."""
-    if exc.code in ("token_missing", "invalid_api_key"):
+    if exc.code in ("token_missing", "invalid_api_key", "invalid_service_key"):
         return f'Bearer realm="{REALM}"'
     description = exc.message.replace("\\", "").replace('"', "'")
     return f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
