@@ -8,19 +8,28 @@ back their own session.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from owaction import errors
 from owaction.commands import CommandMap, action_payload, reply_fields
 from owaction.config import Settings
 from owaction.logs import aaa
 from owaction.metrics import observe_execution, observe_store
-from owaction.names import InvalidName, check_activation_id, check_namespace, split_action
+from owaction.names import (
+    InvalidName,
+    check_activation_id,
+    check_name,
+    check_namespace,
+    split_action,
+)
 from owaction.openwhisk import errors as ow
 from owaction.openwhisk.models import (
     STATUS_WHISK_ERROR,
@@ -59,6 +68,7 @@ class CallContext:
     traceparent: str | None = None
     community: str | None = None
     user: str | None = None
+    callback_url: str | None = None
 
     def remaining(self) -> float | None:
         if self.deadline is None:
@@ -85,6 +95,7 @@ class ExecutionResult:
     status_code: int | None = None
     response_body: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    cached: bool = False
 
     @property
     def success(self) -> bool:
@@ -173,17 +184,20 @@ class ActionService:
     """Validates, records, calls OpenWhisk and completes the record, for every operation."""
 
     def __init__(self, *, settings: Settings, client: Any, store: Any,
-                 commands: CommandMap | None = None, clock: Callable[[], float] = time.time):
+                 commands: CommandMap | None = None, rate_limiter: Any = None,
+                 clock: Callable[[], float] = time.time):
         self.settings = settings
         self.client = client
         self.store = store
         self.commands = commands if commands is not None else CommandMap()
+        self.rate_limiter = rate_limiter
         self._clock = clock
         self._openwhisk_seen: tuple[float, bool] = (0.0, False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ActionService:
         from owaction.openwhisk.client import OpenWhiskClient
+        from owaction.ratelimit import RateLimiter
         from owaction.store import ExecutionStore
 
         commands = CommandMap(settings.commands_file,
@@ -194,6 +208,7 @@ class ActionService:
             client=OpenWhiskClient.from_settings(settings),
             store=ExecutionStore.from_settings(settings),
             commands=commands,
+            rate_limiter=RateLimiter(settings),
         )
 
     def close(self) -> None:
@@ -349,6 +364,125 @@ class ActionService:
             start_time=start_ms, end_time=end, activation=activation,
         )
 
+    # --- the pipeline every invoking operation shares ------------------------------------
+
+    def _execute(self, ctx: CallContext, *, op: str, action_type: str, target: str,
+                 namespace: str, body: dict, blocking: bool, timeout_ms: int | None,
+                 call: Callable[[str, float], ExecutionResult],
+                 fingerprint: tuple = ()) -> ExecutionResult:
+        """Rate limits, idempotency, cache, record, call, audit: in that order, once.
+
+        ``call(execution_id, started)`` talks to OpenWhisk and completes the record.
+        """
+        if self.rate_limiter is not None:
+            self.rate_limiter.check_invocation(ctx.caller, target)
+        callback_url = self._callback_url(ctx.callback_url)
+        request_hash = _fingerprint(op, namespace, target, body, blocking, timeout_ms,
+                                    *fingerprint)
+        if ctx.idempotency_key:
+            existing = self._idempotent_record(ctx)
+            if existing is not None:
+                return self._replay(existing, request_hash)
+        cache_ttl = self._cache_ttl(action_type, target, blocking)
+        if cache_ttl:
+            hit = self.store.find_cached(target, request_hash, max_age=cache_ttl)
+            if hit is not None:
+                return self._serve_cached(ctx, op, hit, target, body, request_hash,
+                                          callback_url)
+        try:
+            record = self.store.create_pending(
+                namespace=namespace, action_name=target, action_type=action_type,
+                payload=body, blocking=blocking, timeout=timeout_ms, source=ctx.source,
+                caller=ctx.caller, request_id=ctx.request_id,
+                idempotency_key=ctx.idempotency_key, trace_id=ctx.trace_id,
+                request_hash=request_hash, callback_url=callback_url,
+            )
+        except DuplicateIdempotencyKey as dup:
+            # Another request with this key won the race; answer what it answers.
+            return self._replay(dup.existing, request_hash)
+        execution_id = record.execution_id
+        started = self._clock()
+        try:
+            result = call(execution_id, started)
+        except ow.OpenWhiskError as exc:
+            error = self._fail(ctx, execution_id, action_type, op, exc, target)
+            if ctx.idempotency_key and not getattr(exc, "request_sent", True):
+                # Nothing reached OpenWhisk, so a retry with the same key must be free to run.
+                self.store.forget_idempotency_key(execution_id)
+            raise error from None
+        self._audit(ctx, op, result, target)
+        return result
+
+    def _idempotent_record(self, ctx: CallContext):
+        existing = self.store.find_by_idempotency_key(ctx.caller, ctx.idempotency_key)
+        if existing is None:
+            return None
+        age = (_utcnow() - existing.created_at).total_seconds()
+        if age > self.settings.idempotency_ttl:
+            self.store.purge_idempotency(self.settings.idempotency_ttl)
+            return None
+        return existing
+
+    def _replay(self, record, request_hash: str) -> ExecutionResult:
+        """The first request's answer for a repeated idempotency key."""
+        if record.request_hash and record.request_hash != request_hash:
+            raise errors.IdempotencyMismatch(
+                "this Idempotency-Key was used for a different request",
+                execution_id=record.execution_id,
+            )
+        deadline = time.monotonic() + self.settings.openwhisk_blocking_wait_ms / 1000 + 5
+        while record.status == PENDING and time.monotonic() < deadline:
+            time.sleep(0.1)
+            record = self.store.get(record.execution_id) or record
+        aaa("AUDIT", "idempotent_replay", record.status.upper(),
+            execution_id=record.execution_id, caller=record.caller)
+        if record.status in (ERROR, TIMEOUT, UNKNOWN) and record.status_code not in (200, 202):
+            raise _error_from_record(record)
+        return result_from_record(record)
+
+    def _cache_ttl(self, action_type: str, target: str, blocking: bool) -> int | None:
+        if not blocking or action_type not in ("action", "sequence"):
+            return None
+        return self.settings.cacheable_action_map.get(target)
+
+    def _serve_cached(self, ctx: CallContext, op: str, hit, target: str, body: dict,
+                      request_hash: str, callback_url: str | None) -> ExecutionResult:
+        """Record a cache hit as its own execution (``cached=true``) and answer from it."""
+        try:
+            record = self.store.create_pending(
+                namespace=hit.namespace, action_name=target, action_type=hit.action_type,
+                payload=body, blocking=True, timeout=hit.timeout, source=ctx.source,
+                caller=ctx.caller, request_id=ctx.request_id,
+                idempotency_key=ctx.idempotency_key, trace_id=ctx.trace_id,
+                request_hash=request_hash, callback_url=callback_url, cached=True,
+            )
+        except DuplicateIdempotencyKey as dup:
+            return self._replay(dup.existing, request_hash)
+        self._finish(record.execution_id, status=SUCCEEDED, success=True,
+                     activation_id=hit.activation_id, result=hit.result, duration_ms=0,
+                     status_code=200)
+        result = ExecutionResult(
+            execution_id=record.execution_id, action_type=hit.action_type, outcome=SUCCEEDED,
+            status="success", activation_id=hit.activation_id, result=hit.result,
+            duration_ms=0, cached=True,
+        )
+        self._audit(ctx, op, result, target)
+        return result
+
+    def _callback_url(self, url: str | None) -> str | None:
+        """A callback URL the operator allows, or InvalidInput; SSRF stops here."""
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise errors.InvalidInput("callback_url must be an http(s) URL")
+        allowed = {h.lower() for h in self.settings.callback_allowed_hosts}
+        if parts.hostname.lower() not in allowed:
+            raise errors.InvalidInput(
+                f"callback_url host {parts.hostname!r} is not allowed (CALLBACK_ALLOWED_HOSTS)"
+            )
+        return url
+
     def _invoke(self, ctx: CallContext, *, op: str, action_type: str, name: str,
                 namespace: str | None, payload: Any, blocking: bool,
                 timeout_ms: int | None) -> ExecutionResult:
@@ -357,10 +491,8 @@ class ActionService:
         body = self._payload(payload)
         timeout_ms = self._timeout(timeout_ms)
         wait_ms, read_timeout = self._bounds(ctx, timeout_ms) if blocking else (None, None)
-        execution_id = self._start(ctx, namespace=ns, action_name=name, action_type=action_type,
-                                   payload=body, blocking=blocking, timeout_ms=timeout_ms)
-        started = self._clock()
-        try:
+
+        def call(execution_id: str, started: float) -> ExecutionResult:
             if blocking:
                 outcome = self.client.invoke_action(
                     name, body, namespace=ns, blocking=True, timeout_ms=wait_ms,
@@ -371,11 +503,10 @@ class ActionService:
                 outcome = self.client.invoke_action_async(
                     name, body, namespace=ns, request_id=ctx.request_id,
                 )
-        except ow.OpenWhiskError as exc:
-            raise self._fail(ctx, execution_id, action_type, op, exc, name) from None
-        result = self._from_activation(execution_id, action_type, outcome, started)
-        self._audit(ctx, op, result, name)
-        return result
+            return self._from_activation(execution_id, action_type, outcome, started)
+
+        return self._execute(ctx, op=op, action_type=action_type, target=name, namespace=ns,
+                             body=body, blocking=blocking, timeout_ms=timeout_ms, call=call)
 
     @staticmethod
     def _trace_headers(ctx: CallContext) -> dict[str, str] | None:
@@ -425,80 +556,70 @@ class ActionService:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
             raise errors.InvalidInput("headers must map strings to strings")
         body = self._payload(payload)
-        execution_id = self._start(ctx, namespace=ns, action_name=f"{package}/{action_name}",
-                                   action_type="web", payload=body, blocking=True,
-                                   timeout_ms=None)
-        started = self._clock()
-        try:
+        target = f"{package}/{action_name}"
+
+        def call(execution_id: str, started: float) -> ExecutionResult:
             response: WebActionResponse = self.client.invoke_web_action(
                 action_name, body, namespace=ns, package=package, method=method,
                 headers=headers, extension=extension, request_id=ctx.request_id,
             )
-        except ow.OpenWhiskError as exc:
-            raise self._fail(ctx, execution_id, "web", "invoke_web_action", exc,
-                             f"{package}/{action_name}") from None
-        duration = int((self._clock() - started) * 1000)
-        success = response.status_code < 400
-        text = response.text()
-        if response.status_code == 202:
-            outcome = ACCEPTED if response.activation_id else SUCCEEDED
-        else:
-            outcome = SUCCEEDED if success else FAILED
-        error = None if success else (text[:1000] or f"HTTP {response.status_code}")
-        if outcome == ACCEPTED:
-            self._finish(execution_id, status=ACCEPTED, activation_id=response.activation_id,
-                         status_code=202)
-        else:
-            self._finish(execution_id, status=outcome, success=success,
-                         activation_id=response.activation_id, result=_web_result(response),
-                         duration_ms=duration, error=error, status_code=response.status_code)
-        result = ExecutionResult(
-            execution_id=execution_id, action_type="web", outcome=outcome,
-            status="success" if success else "error", activation_id=response.activation_id,
-            result=_web_result(response), error=error, duration_ms=duration,
-            start_time=int(started * 1000), end_time=int(self._clock() * 1000),
-            status_code=response.status_code, response_body=text,
-            response_headers=dict(response.headers),
-        )
-        self._audit(ctx, "invoke_web_action", result, f"{package}/{action_name}")
-        return result
+            duration = int((self._clock() - started) * 1000)
+            success = response.status_code < 400
+            text = response.text()
+            if response.status_code == 202:
+                outcome = ACCEPTED if response.activation_id else SUCCEEDED
+            else:
+                outcome = SUCCEEDED if success else FAILED
+            error = None if success else (text[:1000] or f"HTTP {response.status_code}")
+            if outcome == ACCEPTED:
+                self._finish(execution_id, status=ACCEPTED,
+                             activation_id=response.activation_id, status_code=202)
+            else:
+                self._finish(execution_id, status=outcome, success=success,
+                             activation_id=response.activation_id,
+                             result=_web_result(response), duration_ms=duration, error=error,
+                             status_code=response.status_code)
+            return ExecutionResult(
+                execution_id=execution_id, action_type="web", outcome=outcome,
+                status="success" if success else "error", activation_id=response.activation_id,
+                result=_web_result(response), error=error, duration_ms=duration,
+                start_time=int(started * 1000), end_time=int(self._clock() * 1000),
+                status_code=response.status_code, response_body=text,
+                response_headers=dict(response.headers),
+            )
+
+        return self._execute(ctx, op="invoke_web_action", action_type="web", target=target,
+                             namespace=ns, body=body, blocking=True, timeout_ms=None, call=call,
+                             fingerprint=(method, extension, tuple(sorted(headers.items()))))
 
     def fire_trigger(self, ctx: CallContext, *, trigger_name: str, namespace: str | None = None,
                      payload: Any = None) -> ExecutionResult:
         ns = self._namespace(namespace)
         try:
-            from owaction.names import check_name
-
             check_name(trigger_name, "trigger_name")
         except InvalidName as exc:
             raise errors.InvalidInput(str(exc)) from None
         body = self._payload(payload)
-        execution_id = self._start(ctx, namespace=ns, action_name=trigger_name,
-                                   action_type="trigger", payload=body, blocking=False,
-                                   timeout_ms=None)
-        started = self._clock()
-        try:
+
+        def call(execution_id: str, started: float) -> ExecutionResult:
             fired: TriggerFired = self.client.fire_trigger(
                 trigger_name, body, namespace=ns, request_id=ctx.request_id,
             )
-        except ow.OpenWhiskError as exc:
-            raise self._fail(ctx, execution_id, "trigger", "fire_trigger", exc,
-                             trigger_name) from None
-        duration = int((self._clock() - started) * 1000)
-        if fired.fired:
-            self._finish(execution_id, status=ACCEPTED, activation_id=fired.activation_id,
-                         status_code=202)
-            result = ExecutionResult(execution_id=execution_id, action_type="trigger",
-                                     outcome=ACCEPTED, status="accepted",
-                                     activation_id=fired.activation_id, duration_ms=duration)
-        else:
+            duration = int((self._clock() - started) * 1000)
+            if fired.fired:
+                self._finish(execution_id, status=ACCEPTED, activation_id=fired.activation_id,
+                             status_code=202)
+                return ExecutionResult(execution_id=execution_id, action_type="trigger",
+                                       outcome=ACCEPTED, status="accepted",
+                                       activation_id=fired.activation_id, duration_ms=duration)
             self._finish(execution_id, status=SUCCEEDED, success=True, duration_ms=duration,
                          status_code=204)
-            result = ExecutionResult(execution_id=execution_id, action_type="trigger",
-                                     outcome=SUCCEEDED, status="no active rule",
-                                     duration_ms=duration)
-        self._audit(ctx, "fire_trigger", result, trigger_name)
-        return result
+            return ExecutionResult(execution_id=execution_id, action_type="trigger",
+                                   outcome=SUCCEEDED, status="no active rule",
+                                   duration_ms=duration)
+
+        return self._execute(ctx, op="fire_trigger", action_type="trigger", target=trigger_name,
+                             namespace=ns, body=body, blocking=False, timeout_ms=None, call=call)
 
     def get_activation(self, ctx: CallContext, *, activation_id: str,
                        namespace: str | None = None) -> Activation:
@@ -732,6 +853,53 @@ class ActionService:
             ok = False
         self._openwhisk_seen = (now, ok)
         return ok
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _fingerprint(*parts: Any) -> str:
+    """A stable hash of what a request asks for (idempotency and the result cache)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# Recorded status code -> the error a replay raises again.
+_REPLAYED_ERRORS: dict[int, type[errors.ServiceError]] = {
+    400: errors.InvalidInput, 403: errors.PermissionDenied, 404: errors.NotFound,
+    409: errors.Conflict, 413: errors.PayloadTooLarge, 429: errors.Throttled,
+    503: errors.Unavailable, 504: errors.UpstreamTimeout,
+}
+
+
+def _error_from_record(record) -> errors.ServiceError:
+    if record.status == TIMEOUT:
+        cls: type[errors.ServiceError] = errors.UpstreamTimeout
+    else:
+        cls = _REPLAYED_ERRORS.get(record.status_code or 0, errors.UpstreamFailure)
+    return cls(record.error or "the original request failed", execution_id=record.execution_id)
+
+
+def result_from_record(record) -> ExecutionResult:
+    """An ExecutionResult rebuilt from a stored execution (replays and cache hits)."""
+    status = {SUCCEEDED: "success", ACCEPTED: "accepted", PENDING: "accepted"}.get(record.status)
+    if status is None:
+        developer = (record.error or "").startswith("The action")
+        status = "action developer error" if developer else "application error"
+    outcome = ACCEPTED if record.status == PENDING else record.status
+    start = int(record.created_at.timestamp() * 1000)
+    end = int(record.completed_at.timestamp() * 1000) if record.completed_at else None
+    web_body = None
+    if record.action_type == "web" and record.result is not None:
+        web_body = json.dumps(record.result)
+    return ExecutionResult(
+        execution_id=record.execution_id, action_type=record.action_type, outcome=outcome,
+        status=status, activation_id=record.activation_id, result=record.result,
+        error=record.error, duration_ms=record.duration_ms, start_time=start, end_time=end,
+        status_code=record.status_code if record.action_type == "web" else None,
+        response_body=web_body, cached=bool(record.cached),
+    )
 
 
 def _iso_now() -> str:

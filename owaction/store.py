@@ -876,6 +876,27 @@ class ExecutionStore:
             ).first()
         return _record(row) if row else None
 
+    def find_cached(self, action_name: str, request_hash: str, *,
+                    max_age: float) -> ExecutionRecord | None:
+        """The newest successful execution of the same request within ``max_age`` seconds."""
+        since = _now() - dt.timedelta(seconds=max_age)
+        with self.session() as db:
+            t = self._table(db)
+            row = db((t.action_name == action_name) & (t.request_hash == request_hash)
+                     & (t.status == SUCCEEDED) & (t.created_at >= since)).select(
+                orderby=~t.id, limitby=(0, 1)
+            ).first()
+        return _record(row) if row else None
+
+    def forget_idempotency_key(self, execution_id: str) -> bool:
+        """Free an execution's key (it certainly never reached OpenWhisk, so a retry may run)."""
+        with self.session() as db:
+            t = self._table(db)
+            updated = db(t.execution_id == execution_id).update(
+                idempotency_key=None, updated_at=_now()
+            )
+        return bool(updated)
+
     def find_by_request_id(self, source: str, request_id: str) -> ExecutionRecord | None:
         """The newest execution ``source`` recorded under ``request_id`` (router session id)."""
         with self.session() as db:
