@@ -52,20 +52,21 @@ _INVOKE_RESPONSES = {
 }
 
 
-def _failure(result: ExecutionResult, code: str) -> dict:
-    return {
-        "error": ErrorDetail(code=code, message=result.error or result.status),
-        "request_id": request_id(),
-    }
-
-
-def invocation_reply(result: ExecutionResult):
-    """The reply and status for a blocking or non-blocking action or sequence."""
+def _reply(result: ExecutionResult, fields: dict, ok: type, failed: type):
+    """``ok(**fields)``, ``failed(**fields, error=...)`` or 202, as the outcome says."""
     status, code = OUTCOMES[result.outcome]
     if status == 202:
         return AcceptedReply(execution_id=result.execution_id,
                              activation_id=result.activation_id), 202
-    fields = {
+    if code is None:
+        return ok(**fields), status
+    return failed(**fields, error=ErrorDetail(code=code, message=result.error or result.status),
+                  request_id=request_id()), status
+
+
+def invocation_reply(result: ExecutionResult):
+    """The reply and status for a blocking or non-blocking action or sequence."""
+    return _reply(result, {
         "execution_id": result.execution_id,
         "success": result.success,
         "activation_id": result.activation_id,
@@ -74,18 +75,11 @@ def invocation_reply(result: ExecutionResult):
         "start_time": result.start_time,
         "end_time": result.end_time,
         "status": result.status,
-    }
-    if code is None:
-        return InvokeReply(**fields), status
-    return ActionFailedReply(**fields, **_failure(result, code)), status
+    }, InvokeReply, ActionFailedReply)
 
 
 def web_reply(result: ExecutionResult):
-    status, code = OUTCOMES[result.outcome]
-    if status == 202:
-        return AcceptedReply(execution_id=result.execution_id,
-                             activation_id=result.activation_id), 202
-    fields = {
+    return _reply(result, {
         "execution_id": result.execution_id,
         "success": result.success,
         "activation_id": result.activation_id,
@@ -94,10 +88,7 @@ def web_reply(result: ExecutionResult):
         "response_headers": result.response_headers,
         "result": result.result,
         "duration": result.duration_ms,
-    }
-    if code is None:
-        return WebActionReply(**fields), status
-    return WebActionFailedReply(**fields, **_failure(result, code)), status
+    }, WebActionReply, WebActionFailedReply)
 
 
 @bp.operation("POST", "/actions/invoke", summary="Invoke an action",

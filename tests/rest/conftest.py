@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, _pg_connect
+from tests.conftest import fresh_pg_database
 from tests.procs import Proc, free_port, wait_for_http
 from tests.rest.helpers import FlaskApi, HttpApi, make_token
 
@@ -62,22 +60,8 @@ def api(make_app, emu):
 def rest_pg_url():
     """A PostgreSQL database of this module's own, so a running server never loses its table to
     another test's cleanup."""
-    try:
-        admin = _pg_connect(PG_ADMIN_URL)
-    except Exception as exc:  # any failure means no usable PostgreSQL here
-        pytest.skip(f"no PostgreSQL: {exc}")
-    admin.autocommit = True
-    name = f"owaction_rest_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(PG_ADMIN_URL)
-    yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
+    with fresh_pg_database("owaction_rest") as url:
+        yield url
 
 
 class Gunicorn:

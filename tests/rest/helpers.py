@@ -98,12 +98,17 @@ class HttpApi:
         document = requests.get(base_url + "/openapi.json", timeout=10).json()
         self.check = OpenApiCheck(document)
 
-    def request(self, method: str, path: str, *, token: str | None | bool = True,
-                headers: dict | None = None, timeout: float = 30, **kw) -> Reply:
+    def headers(self, token: str | None | bool, headers: dict | None) -> dict:
+        """``token=True``: this client's token; a string: that one; None or "": none."""
         headers = dict(headers or {})
         bearer = self.token if token is True else token
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
+        return headers
+
+    def request(self, method: str, path: str, *, token: str | None | bool = True,
+                headers: dict | None = None, timeout: float = 30, **kw) -> Reply:
+        headers = self.headers(token, headers)
         r = self.session.request(method, self.base_url + path, headers=headers,
                                  timeout=timeout, **kw)
         reply = Reply(r.status_code, r.headers, r.json())
@@ -129,10 +134,7 @@ class FlaskApi(HttpApi):
 
     def request(self, method: str, path: str, *, token: str | None | bool = True,
                 headers: dict | None = None, timeout: float = 30, **kw) -> Reply:
-        headers = dict(headers or {})
-        bearer = self.token if token is True else token
-        if bearer:
-            headers["Authorization"] = f"Bearer {bearer}"
+        headers = self.headers(token, headers)
         if "params" in kw:
             kw["query_string"] = kw.pop("params")
         r = self.client.open(path, method=method, headers=headers, **kw)
