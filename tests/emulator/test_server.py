@@ -81,11 +81,24 @@ def test_bad_manifest_exits_2_with_a_message(tmp_path):
     assert "Sequence component does not exist." in done.stderr
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response (headers and Content-Length body), however it was split."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return data
+
+
 def test_idle_keepalive_connections_are_closed_after_the_timeout(start_emulator):
     emu = start_emulator("--keepalive-timeout", "0.5")
     with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
         sock.sendall(b"GET /api/v1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
-        first = sock.recv(65536)
+        first = _read_response(sock)
         assert first.startswith(b"HTTP/1.1 200")
         time.sleep(1.5)
         # The server has closed its end: reading gives EOF (or a reset).
