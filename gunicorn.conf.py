@@ -24,3 +24,6 @@ accesslog = "-"
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+# gunicorn's control socket lives at one per-user path, so two servers on a machine (tests, or
+# REST beside a CLI-started one) would take it from each other; nothing here uses gunicornc.
+control_socket_disable = True

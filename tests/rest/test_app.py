@@ -358,3 +358,37 @@ def test_openwhisk_unreachable_gets_503_and_a_final_row(make_app):
     assert reply.error_code == "unavailable"
     execution = api.get(f"/api/v1/executions/{reply.body['execution_id']}").body
     assert execution["status"] == "error"
+
+
+@pytest.mark.parametrize("path, body, needle", [
+    ("/api/v1/sequences/invoke", {"sequence_name": "../x"}, "illegal characters"),
+    ("/api/v1/web-actions/invoke", {"action_name": "webhello", "package_name": "a%2Fb"},
+     "illegal characters"),
+    ("/api/v1/web-actions/invoke", {"action_name": "webhello", "method": "TRACE"},
+     "method: Input should be"),
+    ("/api/v1/triggers/fire", {"trigger_name": "t" * 300}, "longer than allowed"),
+    ("/api/v1/actions/invoke-async", {"action_name": "hello", "payload": 5},
+     "payload: Input should be an object"),
+])
+def test_bad_names_and_fields_on_every_invocation_get_400_and_leave_no_row(api, path, body,
+                                                                             needle):
+    reply = api.post(path, body)
+    assert reply.status == 400
+    assert needle in reply.body["error"]["message"]
+    assert rows_count(api) == 0
+
+
+def test_auth_decisions_are_logged_as_aaa_lines(api, caplog):
+    from owaction.logs import LINE_RE, AAAFormatter
+
+    with caplog.at_level("INFO", logger="owaction.aaa"):
+        api.get("/api/v1/actions", token=None)
+        api.get("/api/v1/actions", token=make_token(permissions=["execute_actions"]))
+        api.post("/api/v1/auth/token", {"api_key": "wrong"}, token=None)
+    lines = [AAAFormatter("openwhisk_action_module").format(r) for r in caplog.records]
+    assert all(LINE_RE.match(line) for line in lines), lines
+    assert any(" AUTH " in ln and "action=verify_token result=DENIED" in ln and
+               "reason=token_missing" in ln for ln in lines)
+    assert any(" AUTHZ " in ln and "user=svc-a action=read result=DENIED" in ln for ln in lines)
+    assert any(" AUTH " in ln and "action=issue_token result=DENIED" in ln for ln in lines)
+    assert not any("wrong" in ln for ln in lines), "a key never reaches the log"
