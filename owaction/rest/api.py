@@ -9,6 +9,7 @@ otherwise.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ class Operation:
     rule: str
     name: str
     summary: str
+    description: str  # the view's docstring
     tag: str
     permission: str | None
     service_key: bool  # the router's X-Service-Key is accepted instead of a token
@@ -72,9 +74,9 @@ class ApiBlueprint(Blueprint):
         def decorator(view: Callable) -> Callable:
             op = Operation(
                 method=method.upper(), rule=self.url_prefix_rule(rule), name=view.__name__,
-                summary=summary, tag=self.tag, permission=permission, service_key=service_key,
-                body=body, query=query,
-                responses=dict(responses), errors=tuple(sorted(implied)),
+                summary=summary, description=inspect.cleandoc(view.__doc__ or ""),
+                tag=self.tag, permission=permission, service_key=service_key, body=body,
+                query=query, responses=dict(responses), errors=tuple(sorted(implied)),
             )
 
             @functools.wraps(view)

@@ -149,9 +149,12 @@ def build(app: Flask) -> dict:
             "responses": responses,
             "security": _security(op),
         }
+        description = [op.description] if op.description else []
         if op.permission:
-            entry["description"] = f"Needs a token with the `{op.permission}` permission."
+            description.append(f"Needs the `{op.permission}` permission.")
             entry["x-permission"] = op.permission
+        if description:
+            entry["description"] = "\n\n".join(description)
         if op.body:
             entry["requestBody"] = {
                 "required": True,

@@ -392,3 +392,9 @@ def test_auth_decisions_are_logged_as_aaa_lines(api, caplog):
     assert any(" AUTHZ " in ln and "user=svc-a action=read result=DENIED" in ln for ln in lines)
     assert any(" AUTH " in ln and "action=issue_token result=DENIED" in ln for ln in lines)
     assert not any("wrong" in ln for ln in lines), "a key never reaches the log"
+
+
+def test_the_document_says_the_secret_still_works_as_a_key(make_app):
+    doc = make_app().test_client().get("/openapi.json").get_json()
+    description = doc["paths"]["/api/v1/auth/token"]["post"]["description"]
+    assert "MODULE_SECRET_KEY" in description and "constant time" in description
