@@ -22,7 +22,7 @@ from owaction import errors
 from owaction.commands import CommandMap, action_payload, reply_fields
 from owaction.config import Settings
 from owaction.logs import aaa
-from owaction.metrics import observe_execution, observe_store
+from owaction.metrics import BREAKER_STATE, BREAKER_VALUES, observe_execution, observe_store
 from owaction.names import (
     InvalidName,
     check_activation_id,
@@ -307,6 +307,7 @@ class ActionService:
         observe_execution(result.action_type, target, result.outcome,
                           result.duration_ms / 1000 if result.duration_ms is not None else None)
         observe_store(self.store)
+        self.breaker_state()
         aaa(
             "AUDIT", action, result.outcome.upper(),
             community=ctx.community, user=ctx.user,
@@ -838,8 +839,16 @@ class ActionService:
         return {
             "database": "connected" if database else "unavailable",
             "openwhisk": "reachable" if self._openwhisk_reachable() else "unreachable",
+            "breaker": self.breaker_state(),
             "healthy": database,
         }
+
+    def breaker_state(self) -> str:
+        """closed, open or half-open; also published as a metric."""
+        breaker = getattr(self.client, "breaker", None)
+        state = str(getattr(breaker, "current_state", "closed")) if breaker else "closed"
+        BREAKER_STATE.set(BREAKER_VALUES.get(state, 0))
+        return state
 
     def _openwhisk_reachable(self) -> bool:
         checked_at, ok = self._openwhisk_seen

@@ -138,6 +138,10 @@ class ExecutionRecord:
     lease_owner: str | None
     lease_until: dt.datetime | None
     attempts: int
+    callback_state: str | None = None  # pending | delivered | failed
+    callback_attempts: int = 0
+    callback_next_at: dt.datetime | None = None
+    callback_status_code: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -199,8 +203,9 @@ def _record(row: Any) -> ExecutionRecord:
     values = {name: row[name] for name in _RECORD_FIELDS}
     values["payload"] = _loads(values["payload"])
     values["result"] = _loads(values["result"])
-    for name in ("created_at", "completed_at", "updated_at", "lease_until"):
+    for name in ("created_at", "completed_at", "updated_at", "lease_until", "callback_next_at"):
         values[name] = _aware(values[name])
+    values["callback_attempts"] = values["callback_attempts"] or 0
     values["blocking"] = bool(values["blocking"])
     values["cached"] = bool(values["cached"])
     values["attempts"] = values["attempts"] or 0
@@ -897,6 +902,40 @@ class ExecutionStore:
             )
         return bool(updated)
 
+    def due_callbacks(self, *, limit: int = 50, claim_seconds: float = 60) -> list:
+        """Final executions whose callback is due, each claimed so one deliverer sends it."""
+        now = _now()
+        claimed = []
+        with self.session() as db:
+            t = self._table(db)
+            query = ((t.callback_url != None) & t.status.belongs(FINAL)  # noqa: E711
+                     & ((t.callback_state == None) | (t.callback_state == "pending"))  # noqa: E711
+                     & ((t.callback_next_at == None) | (t.callback_next_at <= now)))  # noqa: E711
+            for row in db(query).select(orderby=t.id, limitby=(0, limit)):
+                # A conditional update is the claim: another deliverer that read the same row
+                # updates nothing.
+                taken = db((t.id == row.id) & (
+                    (t.callback_next_at == row.callback_next_at) if row.callback_next_at
+                    else (t.callback_next_at == None))).update(  # noqa: E711
+                    callback_state="pending",
+                    callback_next_at=now + dt.timedelta(seconds=claim_seconds))
+                if taken:
+                    claimed.append(_record(row))
+        return claimed
+
+    def record_callback(self, execution_id: str, *, delivered: bool, status_code: int | None,
+                        retry_in: float | None) -> None:
+        """The outcome of one delivery; ``retry_in`` None with no success means give up."""
+        state = "delivered" if delivered else ("pending" if retry_in is not None else "failed")
+        next_at = _now() + dt.timedelta(seconds=retry_in) if retry_in is not None else None
+        with self.session() as db:
+            t = self._table(db)
+            row = db(t.execution_id == execution_id).select(t.callback_attempts).first()
+            attempts = ((row.callback_attempts if row else 0) or 0) + 1
+            db(t.execution_id == execution_id).update(
+                callback_state=state, callback_attempts=attempts, callback_next_at=next_at,
+                callback_status_code=status_code, updated_at=_now())
+
     def find_by_request_id(self, source: str, request_id: str) -> ExecutionRecord | None:
         """The newest execution ``source`` recorded under ``request_id`` (router session id)."""
         with self.session() as db:
@@ -1057,6 +1096,10 @@ def _define(db, *, migrate: bool = False, fake_migrate: bool = False, only=None)
         Field("lease_owner", "string", length=128),
         Field("lease_until", "datetime"),
         Field("attempts", "integer", default=0),
+        Field("callback_state", "string", length=16),
+        Field("callback_attempts", "integer", default=0),
+        Field("callback_next_at", "datetime"),
+        Field("callback_status_code", "integer"),
     ]
     if only is not None:
         fields = [f for f in fields if f.name in only]

@@ -6,6 +6,7 @@ Each pass leases a batch of in-flight rows (several workers never take the same 
   the activation is fetched; when OpenWhisk has it, the row is completed from it. A row still
   without an outcome after ``ACCEPTED_MAX_AGE`` is marked ``unknown``. Otherwise the lease runs
   out and a later pass looks again, the wait doubling with every attempt (capped).
+* finished executions with a callback URL: the record is POSTed there (owaction.callbacks).
 * ``pending`` older than ``PENDING_GRACE`` (the process that wrote it died before OpenWhisk
   answered, so no activation id is known): marked ``unknown``; nothing is invoked again, because
   the action may have run.
@@ -20,6 +21,7 @@ import signal
 import socket
 import threading
 
+from owaction.callbacks import CallbackDeliverer
 from owaction.config import Settings
 from owaction.errors import ServiceError
 from owaction.logs import aaa, setup_logging
@@ -36,8 +38,10 @@ def lease_for(attempts: int) -> float:
 
 
 class CompletionWorker:
-    def __init__(self, service: ActionService, *, owner: str | None = None, batch: int = 100):
+    def __init__(self, service: ActionService, *, owner: str | None = None, batch: int = 100,
+                 callbacks: CallbackDeliverer | None = None):
         self.service = service
+        self.callbacks = callbacks or CallbackDeliverer(service.settings, service.store)
         self.settings = service.settings
         self.store = service.store
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
@@ -72,7 +76,11 @@ class CompletionWorker:
                 self.store.extend_lease(record.execution_id, self.owner,
                                         lease_for(record.attempts))
                 counts["waiting"] += 1
+        counts.update(self.callbacks.deliver_due())
         return counts
+
+    def close(self) -> None:
+        self.callbacks.close()
 
     def _unknown(self, record, reason: str) -> None:
         self.store.complete(record.execution_id, status=UNKNOWN, success=False, error=reason)
@@ -111,6 +119,7 @@ def main(settings: Settings, *, once: bool = False) -> int:
             stop.wait(settings.worker_poll_interval)
     finally:
         registrar.stop()
+        worker.close()
         service.close()
         aaa("SYSTEM", "worker_stop", "SUCCESS", owner=worker.owner)
     return 0

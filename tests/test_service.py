@@ -244,7 +244,8 @@ def test_list_and_stats_come_from_the_store(make_service, db_url):
 
 def test_health_reports_database_and_openwhisk(make_service):
     health = make_service().health()
-    assert health == {"database": "connected", "openwhisk": "reachable", "healthy": True}
+    assert health == {"database": "connected", "openwhisk": "reachable", "breaker": "closed",
+                      "healthy": True}
 
 
 # --- concurrency ------------------------------------------------------------------------------
