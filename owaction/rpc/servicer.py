@@ -123,7 +123,8 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _context(self, context: grpc.ServicerContext, idempotency_key: str = "") -> CallContext:
+    def _context(self, context: grpc.ServicerContext, idempotency_key: str = "",
+                 callback_url: str = "") -> CallContext:
         metadata = _metadata(context)
         request_id = metadata.get("x-request-id", "")
         if not _REQUEST_ID_RE.match(request_id):
@@ -147,6 +148,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
                       if remaining is not None and remaining < NO_DEADLINE_AFTER else None),
             trace_id=trace.group(1) if trace else None,
             traceparent=traceparent if trace else None,
+            callback_url=callback_url or None,
         )
 
     def _call(self, context: grpc.ServicerContext, operation: Callable[[], T]) -> T:
@@ -160,7 +162,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
 
     def InvokeAction(self, request, context):
         def run():
-            ctx = self._context(context, request.idempotency_key)
+            ctx = self._context(context, request.idempotency_key, request.callback_url)
             return self._service.invoke_action(
                 ctx, action_name=request.action_name, namespace=request.namespace or None,
                 payload=request.payload, blocking=request.blocking,
@@ -179,7 +181,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
 
     def InvokeActionAsync(self, request, context):
         def run():
-            ctx = self._context(context, request.idempotency_key)
+            ctx = self._context(context, request.idempotency_key, request.callback_url)
             return self._service.invoke_action_async(
                 ctx, action_name=request.action_name, namespace=request.namespace or None,
                 payload=request.payload,
@@ -194,7 +196,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
 
     def InvokeSequence(self, request, context):
         def run():
-            ctx = self._context(context, request.idempotency_key)
+            ctx = self._context(context, request.idempotency_key, request.callback_url)
             return self._service.invoke_sequence(
                 ctx, sequence_name=request.sequence_name, namespace=request.namespace or None,
                 payload=request.payload,
@@ -214,7 +216,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
 
     def InvokeWebAction(self, request, context):
         def run():
-            ctx = self._context(context, request.idempotency_key)
+            ctx = self._context(context, request.idempotency_key, request.callback_url)
             return self._service.invoke_web_action(
                 ctx, action_name=request.action_name,
                 package_name=request.package_name or "default",
@@ -235,7 +237,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
 
     def FireTrigger(self, request, context):
         def run():
-            ctx = self._context(context, request.idempotency_key)
+            ctx = self._context(context, request.idempotency_key, request.callback_url)
             return self._service.fire_trigger(
                 ctx, trigger_name=request.trigger_name, namespace=request.namespace or None,
                 payload=request.payload,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import grpc
 import pytest
@@ -470,3 +471,25 @@ def test_reflection_lists_the_services_without_a_token(grpc_module):
     method_names = {m.name for m in database.FindFileContainingSymbol(
         "openwhisk_action.OpenWhiskActionService").service[0].method}
     assert {"InvokeAction", "GetExecution", "ExecuteCommand"} <= method_names
+
+
+def test_callback_url_to_a_host_not_allowed_is_invalid_argument(grpc_module):
+    with pytest.raises(grpc.RpcError) as info:
+        grpc_module.call("InvokeAction", pb.InvokeActionRequest(
+            action_name="echo", payload="{}", blocking=True,
+            callback_url="http://169.254.169.254/latest/meta-data"))
+    code, details, _ = rpc_error(info)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "callback_url" in details
+
+
+def test_idempotency_key_field_replays_the_first_reply(grpc_module):
+    key = "grpc-" + uuid.uuid4().hex
+    request = pb.InvokeActionRequest(action_name="echo", payload='{"k": 1}', blocking=True,
+                                     idempotency_key=key)
+    first = grpc_module.call("InvokeAction", request)
+    again = grpc_module.call("InvokeAction", request)
+    assert again.execution_id == first.execution_id and again.result == first.result
+    with pytest.raises(grpc.RpcError) as info:
+        grpc_module.call("InvokeAction", pb.InvokeActionRequest(
+            action_name="echo", payload='{"k": 2}', blocking=True, idempotency_key=key))
+    assert rpc_error(info)[0] == grpc.StatusCode.FAILED_PRECONDITION
