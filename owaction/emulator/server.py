@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 
 import gevent
@@ -20,6 +21,15 @@ class EmulatorHandler(WSGIHandler):
     layer drop a connection without an answer."""
 
     _dropped = False
+
+    def handle(self):
+        # pywsgi writes headers and body separately; with Nagle on, the second small write
+        # waits for the client's delayed ACK (about 40 ms on Linux) on every keep-alive reply.
+        try:
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not a TCP socket (a test's socketpair): nothing to tune
+        return super().handle()
 
     def read_requestline(self):
         timeout = getattr(self.server, "keepalive_timeout", None)
