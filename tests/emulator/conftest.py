@@ -7,6 +7,18 @@ import uuid
 
 import pytest
 
+from tests.procs import Emulator
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """The emulator's own tests create many entities; they get an emulator of their own, so
+    the one the rest of the suite shares keeps just the example set."""
+    emu = Emulator(tmp_path_factory.mktemp("emulator-api"))
+    yield emu
+    emu.stop()
+
+
 HELLO_PY = 'def main(args):\n    return {"message": "Hello " + (args.get("name") or "World")}\n'
 
 
