@@ -4,12 +4,23 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import os  # noqa: E402
+import shutil  # noqa: E402
+
 from owaction.config import settings_or_exit  # noqa: E402
 from owaction.logs import setup_logging  # noqa: E402
 
 # A bad configuration stops the master with every problem listed, before any worker forks.
 _settings = settings_or_exit()
 setup_logging(_settings, process="rest")
+
+# Prometheus multiprocess mode: every worker writes its metrics under this directory and
+# /metrics adds them up. It must be set before any worker imports prometheus_client, and start
+# empty, or a previous run's counters would be added in.
+_metrics_dir = os.path.join(_settings.data_dir, f"prometheus-rest-{_settings.rest_port}")
+shutil.rmtree(_metrics_dir, ignore_errors=True)
+os.makedirs(_metrics_dir, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 wsgi_app = "wsgi:app"
 bind = f"{_settings.bind_host}:{_settings.rest_port}"
@@ -23,7 +34,14 @@ timeout = int(_settings.request_timeout) + 30
 accesslog = "-"
 errorlog = "-"
 loglevel = _settings.log_level.lower()
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+logger_class = "owaction.rest.gunicorn_logging.AAALogger"
 # gunicorn's control socket lives at one per-user path, so two servers on a machine (tests, or
 # REST beside a CLI-started one) would take it from each other; nothing here uses gunicornc.
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    # A dead worker's live gauges must stop counting in /metrics.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, g
 
 from owaction.auth import TokenVerifier
 from owaction.config import Settings, load_settings
+from owaction.metrics import IN_FLIGHT, render
 
 # Room for the envelope around a payload (names, options, JSON framing), so that a payload just
 # over MAX_PAYLOAD_BYTES reaches the service and is refused with the service's own message.
@@ -55,7 +56,29 @@ def create_app(settings: Settings | None = None, *, service: Any = None) -> Flas
         response.headers[REQUEST_ID_HEADER] = request_id()
         return response
 
+    @app.before_request
+    def _count_in():
+        IN_FLIGHT.labels("rest").inc()
+        g.owaction_counted = True
+
+    @app.teardown_request
+    def _count_out(_exc):
+        if g.pop("owaction_counted", False):
+            IN_FLIGHT.labels("rest").dec()
+
     errors.register(app)
     for module in (auth, actions, commands, executions, health, openapi):
         app.register_blueprint(module.bp)
+    app.add_url_rule("/metrics", "metrics", _metrics)
+    if settings.router_url:
+        # Every worker tries; the registration lock lets exactly one of them send.
+        from owaction.registration import Registrar
+
+        Registrar(settings, service.commands).start()
     return app
+
+
+def _metrics():
+    """Prometheus metrics, aggregated over every gunicorn worker."""
+    body, content_type = render()
+    return Response(body, content_type=content_type)

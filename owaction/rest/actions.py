@@ -96,7 +96,7 @@ def web_reply(result: ExecutionResult):
               responses=_INVOKE_RESPONSES, errors=INVOKE_ERRORS)
 def invoke_action(claims, body: InvokeRequest):
     return invocation_reply(service().invoke_action(
-        call_context(claims), action_name=body.action_name, namespace=body.namespace,
+        call_context(claims, body), action_name=body.action_name, namespace=body.namespace,
         payload=body.payload, blocking=body.blocking, timeout_ms=body.timeout,
     ))
 
@@ -107,7 +107,7 @@ def invoke_action(claims, body: InvokeRequest):
               errors=INVOKE_ERRORS)
 def invoke_action_async(claims, body: InvokeAsyncRequest):
     return invocation_reply(service().invoke_action_async(
-        call_context(claims), action_name=body.action_name, namespace=body.namespace,
+        call_context(claims, body), action_name=body.action_name, namespace=body.namespace,
         payload=body.payload,
     ))
 
@@ -117,7 +117,7 @@ def invoke_action_async(claims, body: InvokeAsyncRequest):
               responses=_INVOKE_RESPONSES, errors=INVOKE_ERRORS)
 def invoke_sequence(claims, body: SequenceRequest):
     return invocation_reply(service().invoke_sequence(
-        call_context(claims), sequence_name=body.sequence_name, namespace=body.namespace,
+        call_context(claims, body), sequence_name=body.sequence_name, namespace=body.namespace,
         payload=body.payload, blocking=body.blocking, timeout_ms=body.timeout,
     ))
 
@@ -132,7 +132,7 @@ def invoke_sequence(claims, body: SequenceRequest):
               errors=INVOKE_ERRORS)
 def invoke_web_action(claims, body: WebActionRequest):
     return web_reply(service().invoke_web_action(
-        call_context(claims), action_name=body.action_name, package_name=body.package_name,
+        call_context(claims, body), action_name=body.action_name, package_name=body.package_name,
         namespace=body.namespace, payload=body.payload, method=body.method,
         headers=body.headers, extension=body.extension,
     ))
@@ -146,7 +146,7 @@ def invoke_web_action(claims, body: WebActionRequest):
               },
               errors=INVOKE_ERRORS)
 def fire_trigger(claims, body: TriggerRequest):
-    result = service().fire_trigger(call_context(claims), trigger_name=body.trigger_name,
+    result = service().fire_trigger(call_context(claims, body), trigger_name=body.trigger_name,
                                     namespace=body.namespace, payload=body.payload)
     if result.outcome == "accepted":
         return AcceptedReply(execution_id=result.execution_id,

@@ -150,8 +150,8 @@ def request_id() -> str:
     return rid
 
 
-def call_context(claims) -> CallContext:
-    """The service's view of this request."""
+def call_context(claims, body: BaseModel | None = None) -> CallContext:
+    """The service's view of this request (headers, and the body's callback_url)."""
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _SANE_IDEMPOTENCY_KEY.match(key):
         raise InvalidInput("Idempotency-Key must be 1-255 visible ASCII characters")
@@ -164,6 +164,8 @@ def call_context(claims) -> CallContext:
         idempotency_key=key,
         trace_id=trace.group(1) if trace else None,
         traceparent=traceparent if trace else None,
+        callback_url=(request.headers.get("X-Callback-Url")
+                      or getattr(body, "callback_url", None)),
     )
 
 

@@ -20,12 +20,18 @@ bp = ApiBlueprint("auth", __name__, tag="auth", url_prefix="/api/v1/auth")
 
 
 @bp.operation("POST", "/token", summary="Exchange an API key for a Bearer token",
-              body=TokenRequest, responses={200: (TokenReply, "a signed token")}, errors=(401,))
+              body=TokenRequest, responses={200: (TokenReply, "a signed token")},
+              errors=(401, 429))
 def issue_token(body: TokenRequest):
     """An API key from `API_KEYS` buys a token for its own service. `MODULE_SECRET_KEY` is also
     accepted as a key, for the original module's callers; prefer a key per service and keep the
     secret for signing only. Keys are compared in constant time."""
-    verifier = current_app.extensions["owaction"].verifier
+    state = current_app.extensions["owaction"]
+    limiter = getattr(state.service, "rate_limiter", None)
+    if limiter is not None:
+        # Per client address, so guessing keys costs real time.
+        limiter.check_token_request(request.remote_addr or "-")
+    verifier = state.verifier
     service = verifier.service_for_api_key(body.api_key, body.service)
     if service is None:
         aaa("AUTH", "issue_token", "DENIED", user=body.service, address=request.remote_addr,

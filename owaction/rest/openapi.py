@@ -126,7 +126,12 @@ def build(app: Flask) -> dict:
         if op.body and op.permission == "execute_actions":
             params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                           "description": "recorded with the execution"})
+                           "description": "a repeat with the same key and caller returns the "
+                                          "first response without running again; the same "
+                                          "key with a different request gets 422"})
+            params.append({"name": "X-Callback-Url", "in": "header", "required": False,
+                           "schema": {"type": "string", "maxLength": 2048},
+                           "description": "like the body's callback_url"})
         responses: dict[str, dict] = {}
         for status in sorted(set(op.responses) | set(op.errors)):
             if status in op.responses:
@@ -161,6 +166,17 @@ def build(app: Flask) -> dict:
                 "content": {"application/json": {"schema": ref(op.body, "validation")}},
             }
         paths.setdefault(path, {})[op.method.lower()] = entry
+
+    # Prometheus text, served by a plain Flask route (see create_app).
+    paths["/metrics"] = {"get": {
+        "operationId": "metrics",
+        "summary": "Prometheus metrics, aggregated over every worker",
+        "tags": ["meta"],
+        "parameters": [],
+        "responses": {"200": {"description": "the exposition text",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        "security": [],
+    }}
 
     return {
         "openapi": "3.1.0",

@@ -94,7 +94,17 @@ class TokenReply(Reply):
 # --- invocations --------------------------------------------------------------------------------
 
 
-class InvokeRequest(Body):
+class Invocation(Body):
+    """Fields every invoking request may carry."""
+
+    callback_url: str | None = Field(
+        default=None, max_length=2048,
+        description="the finished execution is POSTed here, signed (host must be in "
+        "CALLBACK_ALLOWED_HOSTS); the X-Callback-Url header does the same",
+    )
+
+
+class InvokeRequest(Invocation):
     namespace: str | None = _NAMESPACE
     action_name: str = Field(min_length=1, description="`action` or `package/action`")
     payload: JsonObject | None = _PAYLOAD
@@ -106,13 +116,13 @@ class InvokeRequest(Body):
     )
 
 
-class InvokeAsyncRequest(Body):
+class InvokeAsyncRequest(Invocation):
     namespace: str | None = _NAMESPACE
     action_name: str = Field(min_length=1, description="`action` or `package/action`")
     payload: JsonObject | None = _PAYLOAD
 
 
-class SequenceRequest(Body):
+class SequenceRequest(Invocation):
     namespace: str | None = _NAMESPACE
     sequence_name: str = Field(min_length=1, description="`sequence` or `package/sequence`")
     payload: JsonObject | None = _PAYLOAD
@@ -127,7 +137,7 @@ WebMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 WebExtension = Literal["", ".json", ".http", ".html", ".svg", ".text"]
 
 
-class WebActionRequest(Body):
+class WebActionRequest(Invocation):
     namespace: str | None = _NAMESPACE
     package_name: str = Field(default="default", min_length=1)
     action_name: str = Field(min_length=1)
@@ -137,7 +147,7 @@ class WebActionRequest(Body):
     extension: WebExtension = Field(default=".json", description="the web action's content type")
 
 
-class TriggerRequest(Body):
+class TriggerRequest(Invocation):
     namespace: str | None = _NAMESPACE
     trigger_name: str = Field(min_length=1)
     payload: JsonObject | None = _PAYLOAD
