@@ -42,7 +42,7 @@ OUTCOMES: dict[str, tuple[int, str | None]] = {
 }
 
 # What an invocation may answer besides its replies: every status of the service's errors.
-INVOKE_ERRORS = (404, 409, 429, 502, 503, 504)
+INVOKE_ERRORS = (404, 409, 422, 429, 502, 503, 504)
 READ_ERRORS = (429, 502, 503, 504)
 
 _INVOKE_RESPONSES = {
