@@ -40,6 +40,13 @@ logger_class = "owaction.rest.gunicorn_logging.AAALogger"
 control_socket_disable = True
 
 
+def post_fork(server, worker):
+    # Each worker exports its own spans (a span processor's thread does not survive fork).
+    from owaction import tracing
+
+    tracing.configure(f"{_settings.module_name}-rest")
+
+
 def child_exit(server, worker):
     # A dead worker's live gauges must stop counting in /metrics.
     from prometheus_client import multiprocess

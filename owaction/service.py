@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from owaction import errors
+from owaction import errors, tracing
 from owaction.commands import CommandMap, action_payload, reply_fields
 from owaction.config import Settings
 from owaction.logs import aaa
@@ -395,7 +395,8 @@ class ActionService:
                 namespace=namespace, action_name=target, action_type=action_type,
                 payload=body, blocking=blocking, timeout=timeout_ms, source=ctx.source,
                 caller=ctx.caller, request_id=ctx.request_id,
-                idempotency_key=ctx.idempotency_key, trace_id=ctx.trace_id,
+                idempotency_key=ctx.idempotency_key,
+                trace_id=ctx.trace_id or tracing.current_trace_id(),
                 request_hash=request_hash, callback_url=callback_url,
             )
         except DuplicateIdempotencyKey as dup:
@@ -404,7 +405,9 @@ class ActionService:
         execution_id = record.execution_id
         started = self._clock()
         try:
-            result = call(execution_id, started)
+            with tracing.span(f"openwhisk {op}", kind="client", action=target,
+                              execution_id=execution_id):
+                result = call(execution_id, started)
         except ow.OpenWhiskError as exc:
             error = self._fail(ctx, execution_id, action_type, op, exc, target)
             if ctx.idempotency_key and not getattr(exc, "request_sent", True):
@@ -511,7 +514,9 @@ class ActionService:
 
     @staticmethod
     def _trace_headers(ctx: CallContext) -> dict[str, str] | None:
-        return {"traceparent": ctx.traceparent} if ctx.traceparent else None
+        """The traceparent OpenWhisk gets: our client span's when tracing, else the caller's."""
+        traceparent = tracing.current_traceparent() or ctx.traceparent
+        return {"traceparent": traceparent} if traceparent else None
 
     # --- operations ----------------------------------------------------------------------
 

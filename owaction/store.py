@@ -48,6 +48,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from owaction import tracing
 from owaction.errors import Conflict, InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
@@ -593,6 +594,13 @@ class ExecutionStore:
         Yields the PyDAL ``DAL``. Its connection is returned to the pool at the end, so never
         call OpenWhisk (or wait on anything slow) inside.
         """
+        with tracing.span("db session",
+                          **{"db.system": "postgresql" if self.is_postgres else "sqlite"}):
+            with self._session(timeout) as db:
+                yield db
+
+    @contextlib.contextmanager
+    def _session(self, timeout: float | None) -> Iterator[Any]:
         wait = self.acquire_timeout if timeout is None else timeout
         with self._counts_lock:
             self._waiting += 1

@@ -21,6 +21,7 @@ import signal
 import socket
 import threading
 
+from owaction import tracing
 from owaction.callbacks import CallbackDeliverer
 from owaction.config import Settings
 from owaction.errors import ServiceError
@@ -90,6 +91,7 @@ class CompletionWorker:
 
 def main(settings: Settings, *, once: bool = False) -> int:
     setup_logging(settings, process="worker")
+    tracing.configure(f"{settings.module_name}-worker")
     service = ActionService.from_settings(settings)
     worker = CompletionWorker(service)
     stop = threading.Event()

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, Response, g
 
+from owaction import tracing
 from owaction.auth import TokenVerifier
 from owaction.config import Settings, load_settings
 from owaction.metrics import IN_FLIGHT, render
@@ -70,11 +71,26 @@ def create_app(settings: Settings | None = None, *, service: Any = None) -> Flas
     for module in (auth, actions, commands, executions, health, openapi):
         app.register_blueprint(module.bp)
     app.add_url_rule("/metrics", "metrics", _metrics)
+    if tracing.enabled():
+        app.wsgi_app = _traced(app.wsgi_app)  # type: ignore[method-assign]
     if settings.router_url:
         # Every worker tries; the registration lock lets exactly one of them send.
         from owaction.registration import Registrar
 
         Registrar(settings, service.commands).start()
+    return app
+
+
+def _traced(wsgi_app):
+    """A server span per request, continuing the caller's W3C traceparent."""
+
+    def app(environ, start_response):
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        with tracing.span(f"HTTP {method} {path}", kind="server",
+                          traceparent=environ.get("HTTP_TRACEPARENT"),
+                          **{"http.method": method, "http.target": path}):
+            return wsgi_app(environ, start_response)
+
     return app
 
 

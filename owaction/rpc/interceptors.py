@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from owaction import errors
+from owaction import errors, tracing
 from owaction.auth import Claims, TokenVerifier, authorize, bearer_token
 from owaction.logs import aaa
 
@@ -32,6 +32,13 @@ EXEMPT_PREFIXES = (
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/grpc.reflection.v1.ServerReflection/",
 )
+
+
+def _traceparent(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "traceparent":
+            return value
+    return None
 
 
 def _wrap_unary(handler: grpc.RpcMethodHandler,
@@ -84,7 +91,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 abort_with(context, exc)
             token = CURRENT_CLAIMS.set(claims)
             try:
-                return inner(request, context)
+                with tracing.span(f"gRPC {method}", kind="server",
+                                  traceparent=_traceparent(context), rpc=method,
+                                  caller=claims.service):
+                    return inner(request, context)
             finally:
                 CURRENT_CLAIMS.reset(token)
 

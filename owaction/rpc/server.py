@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from owaction import tracing
 from owaction.auth import PERMISSION_EXECUTE, PERMISSION_READ, TokenVerifier
 from owaction.config import Settings
 from owaction.logs import aaa, setup_logging
@@ -183,9 +184,14 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     setup_logging(settings, process="grpc")
+    tracing.configure(f"{settings.module_name}-grpc")
+    from owaction.registration import Registrar
     from owaction.service import ActionService
 
     service = ActionService.from_settings(settings)
+    # SIGHUP re-reads the commands file (it is also re-read when it changes).
+    signal.signal(signal.SIGHUP, lambda *_: service.commands.reload())
+    registrar = Registrar(settings, service.commands)
     health_servicer = new_health_servicer()
     executor = new_executor(settings)
     try:
@@ -197,6 +203,7 @@ def serve(settings: Settings) -> int:
         service.close()
         return 1
     server.start()
+    registrar.start()
     aaa("SYSTEM", "grpc_start", "SUCCESS", port=port, workers=settings.grpc_max_workers,
         tls=bool(settings.grpc_tls_cert))
     # Event.wait without a timeout would block signal delivery on some platforms.
@@ -205,6 +212,7 @@ def serve(settings: Settings) -> int:
     aaa("SYSTEM", "grpc_stop", "STARTED", signal=received[0] if received else None,
         grace=settings.grpc_grace)
     health_servicer.enter_graceful_shutdown()
+    registrar.stop()
     server.stop(grace=settings.grpc_grace).wait()
     executor.shutdown(wait=False, cancel_futures=True)
     service.close()

@@ -37,6 +37,9 @@ def ops_env(emulator, rest_pg_url, tmp_path_factory) -> dict[str, str]:
         "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
         "WEB_WORKERS": "2",
         "RATE_LIMIT_TOKEN": "5/minute",
+        # Shared by both workers, as in production; a fresh prefix per run.
+        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        "MODULE_NAME": f"owaction-ops-{uuid.uuid4().hex[:8]}",
     })
 
 
