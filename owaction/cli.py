@@ -99,7 +99,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"owaction invoke: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    token = args.token or TokenVerifier(settings).issue("owaction-cli", ALL_PERMISSIONS)[0]
+    token = args.token or TokenVerifier(settings).issue(_cli_service(settings),
+                                                        ALL_PERMISSIONS)[0]
     host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
     if args.via == "grpc":
         import grpc
@@ -257,8 +258,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         from owaction.auth import ALL_PERMISSIONS, TokenVerifier
 
-        token, _ = TokenVerifier(settings).issue("owaction-dev", ALL_PERMISSIONS, ttl=86400)
-        print(_banner(settings, rest, host, token), flush=True)
+        token, _ = TokenVerifier(settings).issue(_cli_service(settings), ALL_PERMISSIONS,
+                                                 ttl=86400)
+        secret_file = data_dir / "dev_module_secret_key"
+        print(_banner(settings, rest, host, token,
+                      secret_file if not os.environ.get("MODULE_SECRET_KEY") else None),
+              flush=True)
         while True:
             for name, proc in procs.items():
                 if proc.poll() is not None:
@@ -281,7 +286,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                 proc.kill()
 
 
-def _banner(settings, rest: str, host: str, token: str) -> str:
+def _cli_service(settings) -> str:
+    """The service the CLI's own tokens name: one the verifier accepts."""
+    if settings.allowed_services:
+        return settings.allowed_services[0]
+    if settings.api_keys:
+        return settings.api_keys[0][0]
+    raise SystemExit("owaction: set ALLOWED_SERVICES or API_KEYS so tokens name a known service")
+
+
+def _banner(settings, rest: str, host: str, token: str, secret_file: Path | None) -> str:
+    env = f'MODULE_SECRET_KEY="$(cat {secret_file})" ' if secret_file else ""
     return f"""
 owaction is running (OpenWhisk at {settings.openwhisk_api_host}, database {
     'SQLite' if settings.is_sqlite else 'PostgreSQL'}).
@@ -298,7 +313,7 @@ Invoke `hello` through REST:
 
 Invoke it through gRPC:
 
-  .venv/bin/owaction invoke hello --via grpc --blocking
+  {env}.venv/bin/owaction invoke hello --via grpc
 
 Ctrl-C stops everything.
 """
