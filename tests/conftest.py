@@ -78,24 +78,8 @@ def fresh_pg_database(prefix: str):
 @pytest.fixture(scope="session")
 def pg_database():
     """A fresh PostgreSQL database for this test session, dropped at the end."""
-    if _PG_PROBLEM is not None:
-        pytest.skip(f"no PostgreSQL: {_PG_PROBLEM}")
-    from urllib.parse import urlsplit, urlunsplit
-
-    name = f"owaction_test_{uuid.uuid4().hex[:10]}"
-    admin = _pg_connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(PG_ADMIN_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    yield url
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
+    with fresh_pg_database("owaction_test") as url:
+        yield url
 
 
 @pytest.fixture

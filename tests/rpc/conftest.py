@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import pytest
 
 from owaction.auth import TokenVerifier
 from owaction.config import load_settings
-from tests.conftest import PG_ADMIN_URL, TEST_SECRET, _pg_connect
+from tests.conftest import TEST_SECRET, fresh_pg_database
 from tests.procs import ROOT, Proc, free_port, wait_for_port
 
 ROUTER = "router_module"  # allowed by default: every permission
@@ -66,23 +64,8 @@ def rpc_error(exc_info) -> tuple[grpc.StatusCode, str, dict[str, str]]:
 def rpc_pg_url():
     """A PostgreSQL database of this module's own, so tables emptied by other tests' `pg_url`
     never vanish under a server that lives for the whole module."""
-    from tests.conftest import _PG_PROBLEM
-
-    if _PG_PROBLEM is not None:
-        pytest.skip(f"no PostgreSQL: {_PG_PROBLEM}")
-    name = f"owaction_rpc_{uuid.uuid4().hex[:10]}"
-    admin = _pg_connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(PG_ADMIN_URL)
-    yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
+    with fresh_pg_database("owaction_rpc") as url:
+        yield url
 
 
 def module_env(tmp: Path, emulator, database_url: str, **extra: str) -> dict[str, str]:
