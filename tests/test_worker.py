@@ -100,3 +100,29 @@ def test_worker_process_runs_one_pass_and_exits(emulator, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "worker_start" in proc.stderr and "worker_stop" in proc.stderr
+
+
+def test_worker_serves_metrics_and_stops_on_sigterm(emulator, tmp_path):
+    import signal
+
+    import requests
+
+    from tests.procs import Proc, free_port, wait_for_http
+
+    port = free_port()
+    env = {
+        "MODULE_SECRET_KEY": TEST_SECRET, "OPENWHISK_API_HOST": emulator.url,
+        "DATA_DIR": str(tmp_path), "WORKER_METRICS_PORT": str(port),
+        "WORKER_POLL_INTERVAL": "0.2",
+    }
+    proc = Proc([sys.executable, "-m", "owaction", "worker"], env=env,
+                log_path=tmp_path / "worker.out")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/metrics", proc.popen)
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "owaction_callback_deliveries_total" in text
+        assert "owaction_breaker_state" in text
+        proc.signal(signal.SIGTERM)
+        assert proc.popen.wait(timeout=20) == 0
+    finally:
+        proc.stop()
