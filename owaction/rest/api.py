@@ -26,6 +26,7 @@ from owaction.service import CallContext
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._-]{1,128}\Z")
 _SANE_IDEMPOTENCY_KEY = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
+MAX_CALLBACK_URL = 2048
 _TRACEPARENT = re.compile(r"\A[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\Z")
 
 
@@ -155,6 +156,10 @@ def call_context(claims, body: BaseModel | None = None) -> CallContext:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _SANE_IDEMPOTENCY_KEY.match(key):
         raise InvalidInput("Idempotency-Key must be 1-255 visible ASCII characters")
+    callback_header = request.headers.get("X-Callback-Url")
+    if callback_header is not None and len(callback_header) > MAX_CALLBACK_URL:
+        # The same bound as the body's callback_url, which the document declares for both.
+        raise InvalidInput(f"X-Callback-Url must be at most {MAX_CALLBACK_URL} characters")
     traceparent = request.headers.get("traceparent", "").strip().lower()
     trace = _TRACEPARENT.match(traceparent)
     return CallContext(
@@ -164,8 +169,7 @@ def call_context(claims, body: BaseModel | None = None) -> CallContext:
         idempotency_key=key,
         trace_id=trace.group(1) if trace else None,
         traceparent=traceparent if trace else None,
-        callback_url=(request.headers.get("X-Callback-Url")
-                      or getattr(body, "callback_url", None)),
+        callback_url=callback_header or getattr(body, "callback_url", None),
     )
 
 

@@ -11,9 +11,9 @@ boolean and ``"100"`` is not a number. Query strings are text and are coerced.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from owaction.auth import ALL_PERMISSIONS
 
@@ -135,6 +135,10 @@ class SequenceRequest(Invocation):
 
 WebMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 WebExtension = Literal["", ".json", ".http", ".html", ".svg", ".text"]
+# An HTTP field name (RFC 9110 token) and a value of visible ASCII without outer whitespace:
+# anything else cannot be sent, and must be the caller's 400, not OpenWhisk "unreachable".
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+HeaderValue = Annotated[str, StringConstraints(pattern=r"^([!-~]([ -~]*[!-~])?)?$")]
 
 
 class WebActionRequest(Invocation):
@@ -143,7 +147,8 @@ class WebActionRequest(Invocation):
     action_name: str = Field(min_length=1)
     payload: JsonObject | None = _PAYLOAD
     method: WebMethod = "POST"
-    headers: dict[str, str] | None = Field(default=None, description="headers sent to the action")
+    headers: dict[HeaderName, HeaderValue] | None = Field(
+        default=None, description="headers sent to the action")
     extension: WebExtension = Field(default=".json", description="the web action's content type")
 
 
