@@ -30,7 +30,9 @@ from tests.conftest import PG_ADMIN_URL, TEST_SECRET, fresh_pg_database
 from tests.rest.conftest import Gunicorn, rest_env
 from tests.rest.helpers import API_KEY, make_token
 from tests.rpc.conftest import GrpcModule, module_env, rpc_error
+from tests.rpc.test_rpcs import wait_for
 from tests.tcpproxy import TcpProxy
+from tests.test_resilience import now_ms, runs_since
 
 pytestmark = pytest.mark.postgres
 
@@ -38,20 +40,6 @@ INVOKE = "/api/v1/actions/invoke"
 INVOKE_ASYNC = "/api/v1/actions/invoke-async"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.2):
-    """The first truthy value of ``predicate()`` within ``timeout`` seconds, else None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def rows(database_url: str, marker: str | None = None) -> list[dict]:
@@ -72,10 +60,6 @@ def rows(database_url: str, marker: str | None = None) -> list[dict]:
             return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
     finally:
         conn.close()
-
-
-def runs_since(emu, name: str, since: int) -> int:
-    return len([a for a in emu.activations(name) if a["start"] >= since])
 
 
 def grpc_health(module: GrpcModule) -> int:
@@ -178,15 +162,15 @@ def test_database_down_answers_503_and_not_serving_then_recovers_without_restart
     code, _, trailing = rpc_error(caught)
     assert (code, trailing["error-code"]) == (grpc.StatusCode.UNAVAILABLE, "database_unavailable")
     # The gRPC health status is refreshed in the background every few seconds.
-    assert wait_until(lambda: grpc_health(module) == NOT_SERVING, timeout=15)
+    assert wait_for(lambda: grpc_health(module) == NOT_SERVING, timeout=15)
     time.sleep(0.5)  # an activation, had one been started, would be listed by now
     assert runs_since(emu, "hello", since) == 0, "OpenWhisk was called with no database"
 
     db_proxy.start()
-    assert wait_until(lambda: api.get("/health", token=None).status == 200, timeout=15)
+    assert wait_for(lambda: api.get("/health", token=None).status == 200, timeout=15)
     recovered = api.post(INVOKE, {"action_name": "hello", "payload": {"name": "back"}})
     assert (recovered.status, recovered.body["result"]) == (200, {"message": "Hello back"})
-    assert wait_until(lambda: grpc_health(module) == SERVING, timeout=15)
+    assert wait_for(lambda: grpc_health(module) == SERVING, timeout=15)
     assert grpc_invoke(module, {"name": "back"}).success
 
 
@@ -246,7 +230,7 @@ def test_openwhisk_faults_through_grpc_get_their_code_a_recorded_error_and_servi
             ow_proxy.start()
         assert rpc_error(caught)[0] == grpc_status, case
         # A timed-out call is recorded by the server after the client has given up.
-        row = wait_until(lambda m=marker: [r for r in rows(outage_db, m)
+        row = wait_for(lambda m=marker: [r for r in rows(outage_db, m)
                                            if r["status"] != "pending"], timeout=10)
         assert row and (row[0]["status"], bool(row[0]["error"])) == (recorded, True), (case, row)
         assert grpc_health(module) == SERVING, case
@@ -324,7 +308,7 @@ def test_kill_9_mid_invocation_leaves_no_execution_unresolved_after_the_worker(
             assert accepted in ([202] * 3, ["accepted"] * 3)
             with ThreadPoolExecutor(3) as pool:
                 blocking = [pool.submit(server.blocking, {"ms": 3000, "b": i}) for i in range(3)]
-                assert wait_until(lambda: len([r for r in rows(database_url)
+                assert wait_for(lambda: len([r for r in rows(database_url)
                                                if r["status"] == "pending"]) == 3, timeout=15)
                 server.kill()
                 for future in blocking:
@@ -334,7 +318,7 @@ def test_kill_9_mid_invocation_leaves_no_execution_unresolved_after_the_worker(
             server.close()
 
         # The worker runs once every activation has finished, as a restarted one would.
-        assert wait_until(lambda: runs_since(emulator, "sleep", since) >= 6, timeout=20)
+        assert wait_for(lambda: runs_since(emulator, "sleep", since) >= 6, timeout=20)
         done = run_worker_once(tmp_path, emulator, database_url)
         assert done.returncode == 0, done.stderr
 
@@ -360,7 +344,7 @@ def test_sigterm_lets_in_flight_rest_calls_finish_then_exits_0_and_refuses_conne
         try:
             with ThreadPoolExecutor(5) as pool:
                 calls = [pool.submit(door.blocking, {"ms": 1500, "i": i}) for i in range(5)]
-                assert wait_until(lambda: len(rows(database_url)) == 5, timeout=15)
+                assert wait_for(lambda: len(rows(database_url)) == 5, timeout=15)
                 door.server.proc.signal(signal.SIGTERM)
                 assert [c.result() for c in calls] == [200] * 5
             assert door.server.proc.popen.wait(20) == 0
