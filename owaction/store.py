@@ -158,6 +158,19 @@ class ExecutionRecord:
 
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ExecutionRecord))
+_INSERT_COLUMNS = tuple(name for name in _RECORD_FIELDS if not name.startswith("callback_")
+                        or name == "callback_url")
+# A pooled connection used within this many seconds is not tested before reuse.
+IDLE_CHECK_SECONDS = 5.0
+
+
+def _sql_value(value: Any) -> Any:
+    """A Python value as PyDAL stores it: booleans as 'T'/'F', times as UTC text."""
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    if isinstance(value, dt.datetime):
+        return _sql_time(value)
+    return value
 
 
 def _iso(value: dt.datetime) -> str:
@@ -363,6 +376,13 @@ class ExecutionStore:
         self._closed = False
         self._unavailable = _unavailable_errors()
         self._integrity = _integrity_errors()
+        self._last_used: dict[int, float] = {}
+        # The two writes every call makes go out as plain SQL: PyDAL's query building costs more
+        # CPU than the database does for them.
+        self._p = "%s" if self.is_postgres else "?"
+        columns = ", ".join(f'"{c}"' for c in _INSERT_COLUMNS)
+        marks = ", ".join([self._p] * len(_INSERT_COLUMNS))
+        self._insert_sql = f'INSERT INTO "{TABLE}" ({columns}) VALUES ({marks})'  # noqa: S608
         if self.is_postgres and _gevent_patched():
             _install_green_psycopg2(statement_timeout + connect_timeout + 5)
 
@@ -448,7 +468,7 @@ class ExecutionStore:
         from pydal import DAL
 
         os.makedirs(self.folder, exist_ok=True)
-        return DAL(
+        db = DAL(
             self.database_url,
             pool_size=self.pool_size,
             folder=self.folder,
@@ -458,6 +478,9 @@ class ExecutionStore:
             # Lets a password hold URL-escaped characters; PyDAL fails on None without one.
             decode_credentials=self._has_password(),
         )
+        # _check_out tests idle connections itself; PyDAL would ping before every use.
+        db._adapter.check_active_connection = False
+        return db
 
     def _has_password(self) -> bool:
         from urllib.parse import urlsplit
@@ -616,12 +639,17 @@ class ExecutionStore:
         try:
             try:
                 db = self._ensure_ready()
+                self._check_out(db)
             except self._unavailable as exc:
+                self._last_used.clear()
                 raise StoreUnavailable("database unavailable", retry_after=1) from exc
             try:
                 yield db
                 self._commit(db)
             except self._unavailable as exc:
+                # A connection died: the server may have restarted, so every pooled connection
+                # is tested before its next use.
+                self._last_used.clear()
                 self._rollback(db)
                 raise StoreUnavailable("database unavailable", retry_after=1) from exc
             except BaseException:
@@ -638,12 +666,37 @@ class ExecutionStore:
 
         return getattr(THREAD_LOCAL, adapter._connection_uname_, None) is not None
 
+    def _check_out(self, db) -> None:
+        """Take a pooled connection, testing it only when it has sat idle a while.
+
+        PyDAL would send ``SELECT 1`` before every use of a pooled connection, a round trip per
+        unit of work; a connection used moments ago is alive, so only idle ones are tested (a
+        server restart or an idle timeout is what kills connections). A dead one is dropped and
+        the next one (or a new connection) is tried.
+        """
+        adapter = db._adapter
+        for _ in range(self.pool_size + 1):
+            connection = adapter.get_connection()
+            last = self._last_used.get(id(connection))
+            if last is not None and time.monotonic() - last < IDLE_CHECK_SECONDS:
+                return
+            try:
+                adapter.test_connection()
+                return
+            except self._unavailable:
+                self._last_used.pop(id(connection), None)
+                with contextlib.suppress(Exception):
+                    connection.close()
+                adapter.set_connection(None)
+        adapter.test_connection()  # still failing: let the caller report it
+
     def _commit(self, db) -> None:
         adapter = db._adapter
         if not self._has_connection(adapter):
             return
         # Committed here rather than by adapter.close("commit"), which swallows a failed commit.
         adapter.commit()
+        self._last_used[id(adapter.connection)] = time.monotonic()
         adapter.close(action=None)  # back to PyDAL's pool
 
     def _rollback(self, db) -> None:
@@ -720,9 +773,10 @@ class ExecutionStore:
             "lease_until": None,
             "attempts": 0,
         }
+        params = tuple(_sql_value(values[c]) for c in _INSERT_COLUMNS)
         try:
             with self.session() as db:
-                self._table(db).insert(**values)
+                db._adapter.cursor.execute(self._insert_sql, params)
         except self._integrity as exc:
             if idempotency_key is not None:
                 existing = self.find_by_idempotency_key(caller, idempotency_key)
@@ -738,13 +792,18 @@ class ExecutionStore:
         self, execution_id: str, *, activation_id: str, status_code: int = 202
     ) -> bool:
         """``pending`` -> ``accepted``; False if the row was not pending."""
+        p = self._p
+        sql = (f'UPDATE "{TABLE}" SET status = {p}, activation_id = {p}, '  # noqa: S608
+               f"status_code = {p}, updated_at = {p} WHERE execution_id = {p} AND status = {p}")
+        return self._update(sql, (ACCEPTED, activation_id, status_code, _sql_time(_now()),
+                                  execution_id, PENDING))
+
+    def _update(self, sql: str, params: tuple) -> bool:
+        """Run one UPDATE; True when it changed a row."""
         with self.session() as db:
-            t = self._table(db)
-            updated = db((t.execution_id == execution_id) & (t.status == PENDING)).update(
-                status=ACCEPTED, activation_id=activation_id, status_code=status_code,
-                updated_at=_now(),
-            )
-        return bool(updated)
+            cursor = db._adapter.cursor
+            cursor.execute(sql, params)
+            return cursor.rowcount > 0
 
     def complete(
         self,
@@ -775,13 +834,14 @@ class ExecutionStore:
             fields["activation_id"] = activation_id
         if status_code is not None:
             fields["status_code"] = status_code
-        with self.session() as db:
-            t = self._table(db)
-            query = (t.execution_id == execution_id) & t.status.belongs(IN_FLIGHT)
-            if lease_owner is not None:
-                query &= t.lease_owner == lease_owner
-            updated = db(query).update(**fields)
-        return bool(updated)
+        p = self._p
+        sets = ", ".join(f'"{name}" = {p}' for name in fields)
+        where = f"execution_id = {p} AND status IN ({p}, {p})"
+        params = [_sql_value(v) for v in fields.values()] + [execution_id, *IN_FLIGHT]
+        if lease_owner is not None:
+            where += f" AND lease_owner = {p}"
+            params.append(lease_owner)
+        return self._update(f'UPDATE "{TABLE}" SET {sets} WHERE {where}', tuple(params))  # noqa: S608
 
     def claim_accepted(
         self,
