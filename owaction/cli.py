@@ -42,6 +42,8 @@ def cmd_rest(args: argparse.Namespace) -> int:
 
 
 def cmd_grpc(args: argparse.Namespace) -> int:
+    # As in grpc_server.py: gRPC's C core would write non-AAA lines of its own.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     from owaction.rpc.server import serve
 
     return serve(_settings())

@@ -14,7 +14,7 @@ needed to report it the same way on both doors.
     ├── Conflict                409  ALREADY_EXISTS
     ├── IdempotencyMismatch     422  FAILED_PRECONDITION
     ├── Throttled               429  RESOURCE_EXHAUSTED   (retry_after)
-    ├── UpstreamFailure         502  INTERNAL             (OpenWhisk answered nonsense / 500)
+    ├── UpstreamFailure         502  UNAVAILABLE          (OpenWhisk answered nonsense / 500)
     ├── Unavailable             503  UNAVAILABLE          (retry_after; OpenWhisk or DB down,
     │                                                      breaker open)
     └── UpstreamTimeout         504  DEADLINE_EXCEEDED
@@ -103,8 +103,9 @@ class Throttled(ServiceError):
 
 
 class UpstreamFailure(ServiceError):
+    # gRPC's own HTTP mapping reads 502 as UNAVAILABLE; INTERNAL would blame this server.
     http_status = 502
-    grpc_status = "INTERNAL"
+    grpc_status = "UNAVAILABLE"
     code = "openwhisk_error"
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,12 @@ log = logging.getLogger("owaction.service")
 
 WEB_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 WEB_EXTENSIONS = ("", ".json", ".http", ".html", ".svg", ".text")
+# An HTTP field name (RFC 9110 token) and a value of visible ASCII without outer whitespace:
+# anything else cannot be sent, and must be the caller's error, not "OpenWhisk unreachable".
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+HEADER_VALUE_PATTERN = r"^([!-~]([ -~]*[!-~])?)?$"
+_HEADER_NAME = re.compile(HEADER_NAME_PATTERN)
+_HEADER_VALUE = re.compile(HEADER_VALUE_PATTERN)
 LIST_LIMIT_MAX = 200  # OpenWhisk's query limit; 0 means "the maximum"
 
 # Store statuses.
@@ -561,6 +568,11 @@ class ActionService:
         headers = dict(headers or {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
             raise errors.InvalidInput("headers must map strings to strings")
+        for name, value in headers.items():
+            if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(value):
+                raise errors.InvalidInput(
+                    f"header {name[:64]!r} cannot be sent: names are HTTP tokens, values "
+                    "visible ASCII without leading or trailing spaces")
         body = self._payload(payload)
         target = f"{package}/{action_name}"
 

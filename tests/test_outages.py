@@ -181,7 +181,7 @@ OPENWHISK_FAULTS = [
     ("down", None, 503, grpc.StatusCode.UNAVAILABLE, "error"),
     ("slow", {"delay_ms": 3500}, 504, grpc.StatusCode.DEADLINE_EXCEEDED, "timeout"),
     ("500", {"status": 500, "body": {"error": "internal", "code": "x"}}, 502,
-     grpc.StatusCode.INTERNAL, "error"),
+     grpc.StatusCode.UNAVAILABLE, "error"),
     ("503", {"status": 503, "body": {"error": "unavailable", "code": "x"}}, 503,
      grpc.StatusCode.UNAVAILABLE, "error"),
     ("429", {"status": 429, "headers": {"Retry-After": "2"},

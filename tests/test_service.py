@@ -261,3 +261,13 @@ def test_many_threads_in_flight_share_a_bounded_pool(make_service):
     assert all(r.outcome == "succeeded" for r in results)
     assert all(r.status == "succeeded" for r in rows(service))
     assert service.store.sessions_in_use == 0
+
+
+@pytest.mark.parametrize("headers", [{" x": "1"}, {"x": " lead"}, {"x": "é"}, {"a b": "c"},
+                                     {"x": "line\nbreak"}])
+def test_web_action_headers_that_cannot_be_sent_are_invalid(make_service, headers):
+    service = make_service()
+    with pytest.raises(errors.InvalidInput):
+        service.invoke_web_action(CTX, action_name="webhello", headers=headers)
+    assert rows(service) == []
+    assert service.health()["breaker"] == "closed"

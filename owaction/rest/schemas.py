@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from owaction.auth import ALL_PERMISSIONS
+from owaction.service import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN
 
 Permission = Literal["execute_actions", "read"]
 assert set(Permission.__args__) == set(ALL_PERMISSIONS)  # noqa: S101 - a drift guard at import
@@ -135,10 +136,9 @@ class SequenceRequest(Invocation):
 
 WebMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 WebExtension = Literal["", ".json", ".http", ".html", ".svg", ".text"]
-# An HTTP field name (RFC 9110 token) and a value of visible ASCII without outer whitespace:
-# anything else cannot be sent, and must be the caller's 400, not OpenWhisk "unreachable".
-HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
-HeaderValue = Annotated[str, StringConstraints(pattern=r"^([!-~]([ -~]*[!-~])?)?$")]
+# The service's own rule, declared here too so the OpenAPI document states it.
+HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
+HeaderValue = Annotated[str, StringConstraints(pattern=HEADER_VALUE_PATTERN)]
 
 
 class WebActionRequest(Invocation):
