@@ -775,14 +775,16 @@ class ExecutionStore:
         }
         params = tuple(_sql_value(values[c]) for c in _INSERT_COLUMNS)
         try:
-            with self.session() as db:
-                db._adapter.cursor.execute(self._insert_sql, params)
+            self._write(self._insert_sql, params)
         except self._integrity as exc:
-            if idempotency_key is not None:
-                existing = self.find_by_idempotency_key(caller, idempotency_key)
-                if existing is not None:
-                    raise DuplicateIdempotencyKey(existing) from exc
-            raise
+            mine = self.get(values["execution_id"])
+            if mine is None or mine.request_hash != request_hash or mine.caller != caller:
+                if idempotency_key is not None:
+                    existing = self.find_by_idempotency_key(caller, idempotency_key)
+                    if existing is not None:
+                        raise DuplicateIdempotencyKey(existing) from exc
+                raise
+            # Else the first attempt's commit landed but its answer was lost: the row is ours.
         values["payload"] = payload
         for name in ("created_at", "updated_at"):
             values[name] = _aware(values[name])
@@ -800,10 +802,25 @@ class ExecutionStore:
 
     def _update(self, sql: str, params: tuple) -> bool:
         """Run one UPDATE; True when it changed a row."""
-        with self.session() as db:
-            cursor = db._adapter.cursor
-            cursor.execute(sql, params)
-            return cursor.rowcount > 0
+        return self._write(sql, params) > 0
+
+    def _write(self, sql: str, params: tuple) -> int:
+        """One statement in its own transaction; the rows it changed.
+
+        A pooled connection used moments ago is not tested first, so it may turn out dead (the
+        server restarted). That failure rolled everything back, so the statement is tried once
+        more, on a connection that is now tested first.
+        """
+        for attempt in (1, 2):
+            try:
+                with self.session() as db:
+                    cursor = db._adapter.cursor
+                    cursor.execute(sql, params)
+                    return cursor.rowcount
+            except StoreUnavailable as exc:
+                if attempt == 2 or not isinstance(exc.__cause__, self._unavailable):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def complete(
         self,
