@@ -32,6 +32,7 @@ LEEWAY_SECONDS = 10
 PERMISSION_EXECUTE = "execute_actions"
 PERMISSION_READ = "read"
 ALL_PERMISSIONS = (PERMISSION_EXECUTE, PERMISSION_READ)
+VERIFIED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class TokenVerifier:
         self._known_services = self._allowed_services | {name for name, _ in self._api_keys}
         self._service_key = settings.service_key
         self._ttl = settings.token_ttl
+        self._verified: dict[str, Claims] = {}
 
     # --- tokens ---------------------------------------------------------------------------
 
@@ -76,9 +78,24 @@ class TokenVerifier:
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM), lifetime
 
     def verify(self, raw: str | None) -> Claims:
-        """Claims of a valid token, or Unauthenticated saying why not."""
+        """Claims of a valid token, or Unauthenticated saying why not.
+
+        A token verified before is answered from a small cache until it expires: callers such
+        as the router reuse one token for an hour, and checking the signature again each time
+        would cost every request the same work for the same answer.
+        """
         if not raw:
             raise Unauthenticated("a Bearer token is required", code="token_missing")
+        cached = self._verified.get(raw)
+        if cached is not None and cached.expires_at > time.time():
+            return cached
+        claims = self._verify(raw)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[raw] = claims
+        return claims
+
+    def _verify(self, raw: str) -> Claims:
         try:
             payload = jwt.decode(
                 raw,

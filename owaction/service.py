@@ -385,13 +385,14 @@ class ActionService:
         if self.rate_limiter is not None:
             self.rate_limiter.check_invocation(ctx.caller, target)
         callback_url = self._callback_url(ctx.callback_url)
+        cache_ttl = self._cache_ttl(action_type, target, blocking)
+        # Only idempotency and the cache compare requests; the rest skip the hashing.
         request_hash = _fingerprint(op, namespace, target, body, blocking, timeout_ms,
-                                    *fingerprint)
+                                    *fingerprint) if ctx.idempotency_key or cache_ttl else None
         if ctx.idempotency_key:
             existing = self._idempotent_record(ctx)
             if existing is not None:
                 return self._replay(existing, request_hash)
-        cache_ttl = self._cache_ttl(action_type, target, blocking)
         if cache_ttl:
             hit = self.store.find_cached(target, request_hash, max_age=cache_ttl)
             if hit is not None:

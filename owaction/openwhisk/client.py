@@ -236,7 +236,8 @@ class OpenWhiskClient:
         self._auth = (user, key)
         self._owns_session = session is None
         self._session = session or make_session(
-            pool_size=pool_size, keepalive_idle=keepalive_idle, quiet_insecure=verify is False
+            pool_size=pool_size, keepalive_idle=keepalive_idle, quiet_insecure=verify is False,
+            api_host=self.api_host,
         )
         self._probe_lock = threading.Lock()
         if verify is False:

@@ -101,14 +101,20 @@ class KeepAliveAdapter(HTTPAdapter):
 
 
 def make_session(*, pool_size: int = 200, keepalive_idle: float = DEFAULT_KEEPALIVE_IDLE,
-                 quiet_insecure: bool = False) -> requests.Session:
+                 quiet_insecure: bool = False, api_host: str | None = None) -> requests.Session:
     """A session whose pool holds ``pool_size`` connections per host and never blocks.
 
     urllib3's default of 10 would make a gevent worker with hundreds of greenlets open and
     throw away a connection per call; ``pool_block=False`` opens extra connections rather than
     queueing callers when the pool is exhausted.
+
+    The environment's proxy settings are read once, here: with ``trust_env`` requests would
+    read and parse every ``*_PROXY`` variable again on every call.
     """
     session = requests.Session()
+    if api_host:
+        session.proxies = requests.utils.get_environ_proxies(api_host)
+    session.trust_env = False
     adapter = KeepAliveAdapter(
         keepalive_idle=keepalive_idle,
         quiet_insecure=quiet_insecure,
