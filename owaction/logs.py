@@ -35,10 +35,11 @@ FILE_BACKUPS = 5
 _BARE_VALUE = re.compile(r"\A[^\s\"=\\]+\Z")
 
 # A line of this format, for tests and log shippers.
+_VALUE = r"(\"(?:[^\"\\]|\\.)*\"|[^\s\"]+)"
 LINE_RE = re.compile(
     r"\A\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
-    r"\S+:\S+ (AUTH|AUTHZ|AUDIT|ERROR|SYSTEM) community=\S+ user=\S+ action=\S+ result=\S+"
-    r"( [A-Za-z_][A-Za-z0-9_]*=(\"(?:[^\"\\]|\\.)*\"|[^\s\"]+))*\Z"
+    rf"\S+:\S+ (AUTH|AUTHZ|AUDIT|ERROR|SYSTEM) community={_VALUE} user={_VALUE} "
+    rf"action={_VALUE} result={_VALUE}( [A-Za-z_][A-Za-z0-9_.]*={_VALUE})*\Z"
 )
 
 

@@ -1,0 +1,112 @@
+"""AAA logging: the line format, quoting, JSON lines, the file, syslog, and the fallback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+
+import pytest
+
+from owaction.config import load_settings
+from owaction.logs import LINE_RE, aaa, quote, setup_logging
+from tests.conftest import TEST_SECRET
+
+
+@pytest.fixture
+def restore_logging():
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def settings(tmp_path, **env):
+    return load_settings({"MODULE_SECRET_KEY": TEST_SECRET, "DATA_DIR": str(tmp_path),
+                          "API_KEYS": "svc=api-key-value-123456", **env})
+
+
+def test_a_line_has_the_contract_shape_and_quotes_what_needs_it(tmp_path, restore_logging,
+                                                                capsys):
+    setup_logging(settings(tmp_path), process="t")
+    aaa("AUDIT", "invoke_action", "SUCCESS", community=42, user="u 1", time="87ms",
+        activation_id="abc", note='say "hi"\nbye')
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and LINE_RE.match(line), line
+    assert " INFO openwhisk_action_module:1.0.0 AUDIT community=42 user=\"u 1\" " \
+           "action=invoke_action result=SUCCESS time=87ms activation_id=abc " in line
+    assert line.endswith('note="say \\"hi\\"\\nbye"')
+    file_line = (tmp_path / "log" / "t.log").read_text().strip()
+    assert file_line == line
+
+
+def test_records_without_an_event_type_are_system_or_error_lines(tmp_path, restore_logging,
+                                                                 capsys):
+    setup_logging(settings(tmp_path), process="t")
+    logging.getLogger("some.library").warning("a %s warning", "library")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("x").exception("failed")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert all(LINE_RE.match(line) for line in lines), lines
+    assert " SYSTEM " in lines[0] and 'msg="a library warning"' in lines[0]
+    assert " ERROR " in lines[1] and 'exception="ValueError: boom"' in lines[1]
+
+
+def test_json_format_carries_the_same_fields(tmp_path, restore_logging, capsys):
+    setup_logging(settings(tmp_path, LOG_FORMAT="json"), process="t")
+    aaa("AUTH", "issue_token", "DENIED", user="svc", address="127.0.0.1")
+    event = json.loads(capsys.readouterr().err.strip())
+    assert event["event"] == "AUTH" and event["action"] == "issue_token"
+    assert event["result"] == "DENIED" and event["user"] == "svc"
+    assert event["module"] == "openwhisk_action_module" and event["address"] == "127.0.0.1"
+
+
+def test_secrets_are_scrubbed_from_any_line(tmp_path, restore_logging, capsys):
+    setup_logging(settings(tmp_path), process="t")
+    logging.getLogger("careless").info("key=%s secret=%s", "api-key-value-123456", TEST_SECRET)
+    out = capsys.readouterr().err
+    assert "api-key-value-123456" not in out and TEST_SECRET not in out and "********" in out
+
+
+def test_an_unwritable_log_dir_falls_back_to_the_console_with_a_warning(tmp_path,
+                                                                        restore_logging, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    warnings = setup_logging(settings(tmp_path, LOG_DIR=str(blocker / "log")), process="t")
+    assert warnings and "not writable" in warnings[0]
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "logging to the console only" in err
+    aaa("SYSTEM", "start", "SUCCESS")
+    assert "action=start" in capsys.readouterr().err
+
+
+def test_syslog_receives_the_same_line(tmp_path, restore_logging):
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    try:
+        setup_logging(settings(tmp_path, ENABLE_SYSLOG="true", SYSLOG_HOST="127.0.0.1",
+                               SYSLOG_PORT=str(receiver.getsockname()[1]),
+                               SYSLOG_FACILITY="LOCAL3"), process="t")
+        aaa("SYSTEM", "start", "SUCCESS", version="1")
+        datagram = receiver.recv(65536).decode()
+    finally:
+        receiver.close()
+    priority = int(datagram[1:datagram.index(">")])
+    assert priority == 19 * 8 + 6  # local3.info
+    assert LINE_RE.match(datagram[datagram.index(">") + 1:].rstrip("\x00"))
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (None, "-"), ("", "-"), ("plain", "plain"), ("two words", '"two words"'),
+    ("a=b", '"a=b"'), (5, "5"),
+])
+def test_quote(value, shown):
+    assert quote(value) == shown
