@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 from google.protobuf.json_format import MessageToDict
 
 from owaction.rpc import openwhisk_action_pb2 as pb
@@ -60,10 +59,11 @@ def body(command: str, args: str = "", session: str | None = None) -> dict:
 
 
 def via_rest(rest, command, args="", session=None) -> dict:
-    r = requests.post(rest.url + "/api/v1/execute", json=body(command, args, session),
-                      headers={"X-Service-Key": SERVICE_KEY}, timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()
+    # HttpApi checks the reply against the server's own /openapi.json.
+    reply = rest.api().post("/api/v1/execute", body(command, args, session), token=None,
+                            headers={"X-Service-Key": SERVICE_KEY})
+    assert reply.status == 200, reply.body
+    return reply.body
 
 
 def via_grpc(grpc_module, command, args="", session=None) -> dict:
