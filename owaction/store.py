@@ -800,6 +800,15 @@ class ExecutionStore:
         return self._update(sql, (ACCEPTED, activation_id, status_code, _sql_time(_now()),
                                   execution_id, PENDING))
 
+    def _autocommit(self, connection, on: bool) -> None:
+        if self.is_postgres:
+            if on and connection.get_transaction_status() != 0:  # not idle: a liveness test
+                connection.rollback()  # ran in a transaction of its own; nothing to keep
+            connection.autocommit = on
+        else:
+            # sqlite3: no isolation level means each statement is its own transaction.
+            connection.isolation_level = None if on else ""
+
     def _update(self, sql: str, params: tuple) -> bool:
         """Run one UPDATE; True when it changed a row."""
         return self._write(sql, params) > 0
@@ -814,8 +823,15 @@ class ExecutionStore:
         for attempt in (1, 2):
             try:
                 with self.session() as db:
+                    connection = db._adapter.connection
                     cursor = db._adapter.cursor
-                    cursor.execute(sql, params)
+                    # One statement commits itself: one round trip instead of two. The
+                    # session's commit then has no transaction to finish and sends nothing.
+                    self._autocommit(connection, True)
+                    try:
+                        cursor.execute(sql, params)
+                    finally:
+                        self._autocommit(connection, False)
                     return cursor.rowcount
             except StoreUnavailable as exc:
                 if attempt == 2 or not isinstance(exc.__cause__, self._unavailable):
