@@ -83,6 +83,14 @@ class AAAFormatter(logging.Formatter):
         self.prefix = f"{module}:{version}"
 
     def format(self, record: logging.LogRecord) -> str:
+        # Every handler (console, file, syslog) formats the record; do the work once.
+        cached = record.__dict__.get("_aaa_text")
+        if cached is not None:
+            return cached
+        record._aaa_text = text = self._format(record)
+        return text
+
+    def _format(self, record: logging.LogRecord) -> str:
         event, action, result, community, user, extra = _fields(record)
         parts = [
             f"[{_timestamp(record)}]",
@@ -118,6 +126,18 @@ class JSONFormatter(logging.Formatter):
         }
         body.update({k: v for k, v in extra.items() if v is not None})
         return json.dumps(body, default=str, ensure_ascii=False)
+
+
+class SizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """RotatingFileHandler without its per-record stat: Python 3.11's ``shouldRollover`` checks
+    that the path is a regular file on every record, two system calls per log line."""
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802 - stdlib name
+        if self.maxBytes <= 0:
+            return False
+        if self.stream is None:
+            self.stream = self._open()
+        return self.stream.tell() + len(self.format(record)) + 1 >= self.maxBytes
 
 
 class SecretFilter(logging.Filter):
@@ -184,7 +204,7 @@ def setup_logging(settings: Settings, *, process: str = "owaction") -> list[str]
     try:
         os.makedirs(settings.log_dir, exist_ok=True)
         path = os.path.join(settings.log_dir, f"{process}.log")
-        handlers.append(logging.handlers.RotatingFileHandler(
+        handlers.append(SizeRotatingFileHandler(
             path, maxBytes=FILE_MAX_BYTES, backupCount=FILE_BACKUPS, encoding="utf-8",
         ))
     except OSError as exc:

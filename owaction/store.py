@@ -555,6 +555,11 @@ class ExecutionStore:
     def _migrate(self, db) -> None:
         marker = os.path.join(self._migration_dir(), f"{db._uri_hash}_{TABLE}.table")
         existing = self._existing_columns(db)
+        if not existing and os.path.exists(marker):
+            # The database was replaced (a deleted SQLite file, a new PostgreSQL database)
+            # but PyDAL's note that the table exists survived: without this it would never
+            # create the table again.
+            os.remove(marker)
         if existing and not os.path.exists(marker):
             # Another process (with another folder) created the table. Teach this folder's PyDAL
             # what exists, via a throwaway definition of the columns present, so the real
@@ -682,6 +687,11 @@ class ExecutionStore:
                 return
             try:
                 adapter.test_connection()
+                if not self.is_postgres:
+                    # With WAL, NORMAL syncs at checkpoints rather than on every commit: a
+                    # commit survives a crash of the process, though not a power cut.
+                    # PostgreSQL is the production database; SQLite is the embedded default.
+                    adapter.execute("PRAGMA synchronous=NORMAL")
                 return
             except self._unavailable:
                 self._last_used.pop(id(connection), None)
