@@ -155,8 +155,11 @@ class Sampler:
                 self.peak_db_total = max(self.peak_db_total, len(ports))
                 for proc in self.server.processes():
                     try:
+                        # Linux reuses an ephemeral port towards different peers, so the
+                        # peer must be PostgreSQL too, or OpenWhisk connections get counted.
                         mine = sum(1 for c in proc.net_connections(kind="tcp")
-                                   if c.laddr and c.laddr.port in ports)
+                                   if c.laddr and c.laddr.port in ports and c.raddr
+                                   and c.raddr.port == self.pg_admin.info.port)
                     except psutil.NoSuchProcess:
                         continue
                     self.peak_db_per_process[proc.pid] = max(
