@@ -237,6 +237,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     python = sys.executable
     procs: dict[str, subprocess.Popen] = {}
 
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C, and SIGTERM from a supervisor, stop every process; explicit, because a shell
+    # that starts this in the background hands it SIGINT ignored.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
     def spawn(name: str, argv: list[str]) -> None:
         procs[name] = subprocess.Popen(argv, env=env, cwd=str(ROOT))
 
