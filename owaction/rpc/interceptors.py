@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from owaction import errors, tracing
 from owaction.auth import Claims, TokenVerifier, authorize, bearer_token
 from owaction.logs import aaa
+from owaction.metrics import IN_FLIGHT
 
 log = logging.getLogger("owaction.rpc")
 
@@ -90,12 +91,14 @@ class AuthInterceptor(grpc.ServerInterceptor):
             except errors.ServiceError as exc:
                 abort_with(context, exc)
             token = CURRENT_CLAIMS.set(claims)
+            IN_FLIGHT.labels("grpc").inc()
             try:
                 with tracing.span(f"gRPC {method}", kind="server",
                                   traceparent=_traceparent(context), rpc=method,
                                   caller=claims.service):
                     return inner(request, context)
             finally:
+                IN_FLIGHT.labels("grpc").dec()
                 CURRENT_CLAIMS.reset(token)
 
         return _wrap_unary(handler, authenticated)

@@ -111,6 +111,8 @@ def test_metrics_port_serves_prometheus_text_with_grpc_invocations(start_grpc):
     body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
     assert 'owaction_invocations_total{action="hello",outcome="succeeded",type="action"}' in body
+    # The call is over, so nothing is in flight; the gauge exists for the gRPC door.
+    assert 'owaction_in_flight_requests{door="grpc"} 0.0' in body
 
 
 def test_a_busy_grpc_port_exits_non_zero_with_a_message(tmp_path, emulator, pg_url):
