@@ -19,7 +19,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 install: $(STAMP)  ## create .venv and install everything
 
 tests/js/node_modules: tests/js/package.json
-	@if command -v npm >/dev/null; then cd tests/js && npm install --no-audit --no-fund --silent && touch node_modules; else echo "npm not found: the JS client test will be skipped"; fi
+	@if command -v npm >/dev/null; then \
+	  (cd tests/js && npm install --no-audit --no-fund --silent && touch node_modules) \
+	  || echo "npm install failed: the JS client test will be skipped"; \
+	else echo "npm not found: the JS client test will be skipped"; fi
 
 run: $(STAMP)  ## the whole module locally: emulator, REST :8082, gRPC :50062, worker, on SQLite
 	$(BIN)/owaction run
