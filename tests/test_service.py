@@ -271,3 +271,23 @@ def test_web_action_headers_that_cannot_be_sent_are_invalid(make_service, header
         service.invoke_web_action(CTX, action_name="webhello", headers=headers)
     assert rows(service) == []
     assert service.health()["breaker"] == "closed"
+
+
+def test_call_context_rules_are_the_same_for_every_door():
+    good = CallContext.for_request(
+        source="grpc", caller="svc", request_id="abc-1.2_3", idempotency_key="key-1",
+        traceparent="00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        callback_url="http://127.0.0.1/hook")
+    assert good.request_id == "abc-1.2_3" and good.idempotency_key == "key-1"
+    assert good.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    odd = CallContext.for_request(source="rest", caller="svc", request_id="bad id\n",
+                                  traceparent="not-a-traceparent")
+    assert len(odd.request_id) == 32 and odd.request_id != "bad id\n"
+    assert odd.trace_id is None and odd.traceparent is None
+    for key in ("", "k" * 256, "with space", "é"):
+        with pytest.raises(errors.InvalidInput):
+            CallContext.for_request(source="rest", caller="svc", request_id=None,
+                                    idempotency_key=key)
+    with pytest.raises(errors.InvalidInput):
+        CallContext.for_request(source="rest", caller="svc", request_id=None,
+                                callback_url="http://x/" + "a" * 2048)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +19,9 @@ from pydantic import BaseModel, ValidationError
 
 from owaction.errors import InvalidInput
 from owaction.rest.security import authenticate
-from owaction.service import CallContext
+from owaction.service import CallContext, sane_request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._-]{1,128}\Z")
-_SANE_IDEMPOTENCY_KEY = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
-MAX_CALLBACK_URL = 2048
-_TRACEPARENT = re.compile(r"\A[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\Z")
 
 
 @dataclass(frozen=True)
@@ -146,30 +140,21 @@ def request_id() -> str:
     rid = g.get("request_id")
     if rid is None:
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = sane_request_id(given)
         g.request_id = rid
     return rid
 
 
 def call_context(claims, body: BaseModel | None = None) -> CallContext:
     """The service's view of this request (headers, and the body's callback_url)."""
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not _SANE_IDEMPOTENCY_KEY.match(key):
-        raise InvalidInput("Idempotency-Key must be 1-255 visible ASCII characters")
-    callback_header = request.headers.get("X-Callback-Url")
-    if callback_header is not None and len(callback_header) > MAX_CALLBACK_URL:
-        # The same bound as the body's callback_url, which the document declares for both.
-        raise InvalidInput(f"X-Callback-Url must be at most {MAX_CALLBACK_URL} characters")
-    traceparent = request.headers.get("traceparent", "").strip().lower()
-    trace = _TRACEPARENT.match(traceparent)
-    return CallContext(
+    return CallContext.for_request(
         source="rest",
         caller=claims.service,
         request_id=request_id(),
-        idempotency_key=key,
-        trace_id=trace.group(1) if trace else None,
-        traceparent=traceparent if trace else None,
-        callback_url=callback_header or getattr(body, "callback_url", None),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        traceparent=request.headers.get("traceparent"),
+        callback_url=(request.headers.get("X-Callback-Url")
+                      or getattr(body, "callback_url", None)),
     )
 
 

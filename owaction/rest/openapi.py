@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 from owaction import __version__
 from owaction.rest.api import ApiBlueprint, Operation
 from owaction.rest.schemas import ErrorBody
+from owaction.service import MAX_CALLBACK_URL
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
@@ -133,7 +134,7 @@ def build(app: Flask) -> dict:
                                           "first response without running again; the same "
                                           "key with a different request gets 422"})
             params.append({"name": "X-Callback-Url", "in": "header", "required": False,
-                           "schema": {"type": "string", "maxLength": 2048},
+                           "schema": {"type": "string", "maxLength": MAX_CALLBACK_URL},
                            "description": "like the body's callback_url"})
         responses: dict[str, dict] = {}
         for status in sorted(set(op.responses) | set(op.errors)):

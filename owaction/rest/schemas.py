@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from owaction.auth import ALL_PERMISSIONS
-from owaction.service import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN
+from owaction.service import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, MAX_CALLBACK_URL
 
 Permission = Literal["execute_actions", "read"]
 assert set(Permission.__args__) == set(ALL_PERMISSIONS)  # noqa: S101 - a drift guard at import
@@ -99,7 +99,7 @@ class Invocation(Body):
     """Fields every invoking request may carry."""
 
     callback_url: str | None = Field(
-        default=None, max_length=2048,
+        default=None, max_length=MAX_CALLBACK_URL,
         description="the finished execution is POSTed here, signed (host must be in "
         "CALLBACK_ALLOWED_HOSTS); the X-Callback-Url header does the same",
     )

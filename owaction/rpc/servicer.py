@@ -9,9 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,9 +29,6 @@ DEFAULT_ACTION_LIMIT = 30  # the original module's default when the field is lef
 DEFAULT_EXECUTION_LIMIT = 50
 # grpcio reports "no deadline" as a remaining time of centuries; anything past a day is "none".
 NO_DEADLINE_AFTER = 86400.0
-_REQUEST_ID_RE = re.compile(r"\A[\x21-\x7e]{1,128}\Z")
-_TRACEPARENT_RE = re.compile(r"\A[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\Z")
-_IDEMPOTENCY_KEY_MAX = 255
 
 
 def _text(value: Any) -> str:
@@ -126,30 +121,20 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
     def _context(self, context: grpc.ServicerContext, idempotency_key: str = "",
                  callback_url: str = "") -> CallContext:
         metadata = _metadata(context)
-        request_id = metadata.get("x-request-id", "")
-        if not _REQUEST_ID_RE.match(request_id):
-            request_id = uuid.uuid4().hex
-        context.send_initial_metadata((("x-request-id", request_id),))
-        key = idempotency_key or metadata.get("idempotency-key", "")
-        if len(key) > _IDEMPOTENCY_KEY_MAX:
-            raise errors.InvalidInput(
-                f"idempotency_key is longer than {_IDEMPOTENCY_KEY_MAX} characters")
-        # An invalid traceparent is ignored, as W3C Trace Context asks of a receiver.
-        traceparent = metadata.get("traceparent", "")
-        trace = _TRACEPARENT_RE.match(traceparent)
         remaining = context.time_remaining()
         claims = CURRENT_CLAIMS.get()
-        return CallContext(
+        ctx = CallContext.for_request(
             source="grpc",
             caller=claims.service if claims else None,
-            request_id=request_id,
-            idempotency_key=key or None,
+            request_id=metadata.get("x-request-id"),
+            idempotency_key=idempotency_key or metadata.get("idempotency-key") or None,
+            traceparent=metadata.get("traceparent"),
+            callback_url=callback_url or None,
             deadline=(time.monotonic() + remaining
                       if remaining is not None and remaining < NO_DEADLINE_AFTER else None),
-            trace_id=trace.group(1) if trace else None,
-            traceparent=traceparent if trace else None,
-            callback_url=callback_url or None,
         )
+        context.send_initial_metadata((("x-request-id", ctx.request_id),))
+        return ctx
 
     def _call(self, context: grpc.ServicerContext, operation: Callable[[], T]) -> T:
         try:
