@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -139,17 +140,27 @@ def start_emulator(tmp_path):
         emu.stop()
 
 
-@pytest.fixture
-def base_env(tmp_path, emulator) -> dict[str, str]:
-    """An environment that makes valid settings against the session emulator, on SQLite."""
+API_KEY = "key-a-" + "x" * 20  # the key of service "svc-a" in module_env's API_KEYS
+
+
+def module_env(tmp: Path, emulator, database_url: str, **extra: str) -> dict[str, str]:
+    """A valid environment for the module's processes against ``emulator`` (anything with
+    ``url`` and ``auth``), data under ``tmp``; ``extra`` adds or overrides variables."""
     return {
         "MODULE_SECRET_KEY": TEST_SECRET,
         "OPENWHISK_API_HOST": emulator.url,
         "OPENWHISK_AUTH_KEY": emulator.auth,
-        "DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": f"sqlite://{tmp_path}/owaction.sqlite",
-        "API_KEYS": "svc-a=key-a-" + "x" * 20,
+        "DATA_DIR": str(tmp / "data"),
+        "DATABASE_URL": database_url,
+        "API_KEYS": f"svc-a={API_KEY}",
+        **extra,
     }
+
+
+@pytest.fixture
+def base_env(tmp_path, emulator) -> dict[str, str]:
+    """An environment that makes valid settings against the session emulator, on SQLite."""
+    return module_env(tmp_path, emulator, f"sqlite://{tmp_path}/owaction.sqlite")
 
 
 @pytest.fixture

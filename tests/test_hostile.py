@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import TEST_SECRET
+from tests.conftest import module_env
 from tests.rest.conftest import rest_env
 from tests.rest.helpers import make_token
 
@@ -37,11 +37,7 @@ def web_app(tmp_path_factory, emulator):
     from owaction.rest import create_app
 
     tmp = tmp_path_factory.mktemp("hostile")
-    env = rest_env({
-        "MODULE_SECRET_KEY": TEST_SECRET,
-        "OPENWHISK_API_HOST": emulator.url, "OPENWHISK_AUTH_KEY": emulator.auth,
-        "DATA_DIR": str(tmp / "data"), "DATABASE_URL": f"sqlite://{tmp}/owaction.sqlite",
-        "API_KEYS": "svc-a=key-a-" + "x" * 20,
+    env = rest_env(module_env(tmp, emulator, f"sqlite://{tmp}/owaction.sqlite"), **{
         # The fuzzer must meet validation, not the limits meant for real callers.
         "RATE_LIMIT_CALLER": "1000000/minute", "RATE_LIMIT_ACTION": "1000000/minute",
         "RATE_LIMIT_TOKEN": "1000000/minute",

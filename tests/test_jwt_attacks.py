@@ -20,10 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from owaction.rpc import openwhisk_action_pb2 as pb
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, module_env
 from tests.rest.conftest import Gunicorn, rest_env
 from tests.rest.helpers import make_token
-from tests.rpc.conftest import GrpcModule, module_env, rpc_error
+from tests.rpc.conftest import GrpcModule, rpc_error
+from tests.rpc.conftest import module_env as grpc_env
 
 INVOKE = "/api/v1/actions/invoke"
 
@@ -107,14 +108,11 @@ def attack_tokens():
 def doors(tmp_path_factory, emulator):
     """A gunicorn and a gRPC process, each on its own SQLite file."""
     rest_tmp = tmp_path_factory.mktemp("jwt-rest")
-    rest = Gunicorn(rest_env({
-        "MODULE_SECRET_KEY": TEST_SECRET, "OPENWHISK_API_HOST": emulator.url,
-        "OPENWHISK_AUTH_KEY": emulator.auth, "DATA_DIR": str(rest_tmp / "data"),
-        "DATABASE_URL": f"sqlite://{rest_tmp}/owaction.sqlite",
-        "API_KEYS": "svc-a=key-a-" + "x" * 20, "WEB_WORKERS": "1",
-    }), rest_tmp)
+    rest = Gunicorn(rest_env(module_env(rest_tmp, emulator,
+                                        f"sqlite://{rest_tmp}/owaction.sqlite",
+                                        WEB_WORKERS="1")), rest_tmp)
     grpc_tmp = tmp_path_factory.mktemp("jwt-grpc")
-    module = GrpcModule(grpc_tmp, module_env(grpc_tmp, emulator,
+    module = GrpcModule(grpc_tmp, grpc_env(grpc_tmp, emulator,
                                              f"sqlite://{grpc_tmp}/owaction.sqlite"))
     yield rest, module
     module.stop()

@@ -26,10 +26,11 @@ import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from owaction.rpc import openwhisk_action_pb2 as pb
-from tests.conftest import PG_ADMIN_URL, TEST_SECRET, fresh_pg_database
+from tests.conftest import PG_ADMIN_URL, TEST_SECRET, fresh_pg_database, module_env
 from tests.rest.conftest import Gunicorn, rest_env
-from tests.rest.helpers import API_KEY, make_token
-from tests.rpc.conftest import GrpcModule, module_env, rpc_error
+from tests.rest.helpers import make_token
+from tests.rpc.conftest import GrpcModule, rpc_error
+from tests.rpc.conftest import module_env as grpc_env
 from tests.rpc.test_rpcs import wait_for
 from tests.tcpproxy import TcpProxy
 from tests.test_resilience import now_ms, runs_since
@@ -115,16 +116,13 @@ def doors(tmp_path_factory, emulator, proxied_db_url, ow_proxy):
     """(gunicorn, gRPC process), both behind the two proxies."""
     ow_url = f"http://127.0.0.1:{ow_proxy.port}"
     rest_tmp = tmp_path_factory.mktemp("outage-rest")
-    rest = Gunicorn(rest_env({
-        "MODULE_SECRET_KEY": TEST_SECRET, "OPENWHISK_API_HOST": ow_url,
-        "OPENWHISK_AUTH_KEY": emulator.auth, "DATA_DIR": str(rest_tmp / "data"),
-        "DATABASE_URL": proxied_db_url, "API_KEYS": f"svc-a={API_KEY}",
-        "WEB_WORKERS": "1", **FAST_OPENWHISK,
-    }), rest_tmp)
+    rest = Gunicorn(rest_env(module_env(
+        rest_tmp, SimpleNamespace(url=ow_url, auth=emulator.auth), proxied_db_url,
+        WEB_WORKERS="1", **FAST_OPENWHISK)), rest_tmp)
     # The first request creates the table; the gRPC process then starts on a ready schema.
     assert rest.api().post(INVOKE, {"action_name": "hello"}).status == 200
     grpc_tmp = tmp_path_factory.mktemp("outage-grpc")
-    module = GrpcModule(grpc_tmp, module_env(
+    module = GrpcModule(grpc_tmp, grpc_env(
         grpc_tmp, SimpleNamespace(url=ow_url, auth=emulator.auth), proxied_db_url,
         BREAKER_FAIL_MAX="1000", OPENWHISK_GET_RETRIES="0", **FAST_OPENWHISK))
     yield rest, module
@@ -253,12 +251,8 @@ def run_worker_once(tmp_path, emulator, database_url: str) -> subprocess.Complet
 
 class RestDoor:
     def __init__(self, tmp_path, emulator, database_url, **env: str):
-        self.server = Gunicorn(rest_env({
-            "MODULE_SECRET_KEY": TEST_SECRET, "OPENWHISK_API_HOST": emulator.url,
-            "OPENWHISK_AUTH_KEY": emulator.auth, "DATA_DIR": str(tmp_path / "data"),
-            "DATABASE_URL": database_url, "API_KEYS": f"svc-a={API_KEY}", "WEB_WORKERS": "1",
-            **env,
-        }), tmp_path)
+        self.server = Gunicorn(rest_env(module_env(
+            tmp_path, emulator, database_url, WEB_WORKERS="1", **env)), tmp_path)
         self.headers = {"Authorization": f"Bearer {make_token()}"}
 
     def blocking(self, payload: dict):
@@ -281,7 +275,7 @@ class RestDoor:
 
 class GrpcDoor:
     def __init__(self, tmp_path, emulator, database_url):
-        self.module = GrpcModule(tmp_path, module_env(tmp_path, emulator, database_url))
+        self.module = GrpcModule(tmp_path, grpc_env(tmp_path, emulator, database_url))
 
     def blocking(self, payload: dict):
         return grpc_invoke(self.module, payload, action="sleep", timeout=30).success

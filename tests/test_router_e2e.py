@@ -12,7 +12,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from owaction.rpc import openwhisk_action_pb2 as pb
-from tests.conftest import TEST_SECRET, fresh_pg_database
+from tests.conftest import fresh_pg_database, module_env
 from tests.rest.conftest import Gunicorn, rest_env
 from tests.rpc.conftest import GrpcModule
 
@@ -33,12 +33,8 @@ def stack(emulator, tmp_path_factory):
     commands = tmp / "commands.json"
     commands.write_text(json.dumps(COMMANDS))
     with fresh_pg_database("owaction_router") as db_url:
-        env = rest_env({
-            "MODULE_SECRET_KEY": TEST_SECRET, "OPENWHISK_API_HOST": emulator.url,
-            "OPENWHISK_AUTH_KEY": emulator.auth, "DATA_DIR": str(tmp / "data"),
-            "DATABASE_URL": db_url, "COMMANDS_FILE": str(commands),
-            "SERVICE_KEY": SERVICE_KEY, "WEB_WORKERS": "2", "GRPC_METRICS_PORT": "0",
-        })
+        env = rest_env(module_env(tmp, emulator, db_url), COMMANDS_FILE=str(commands),
+                       SERVICE_KEY=SERVICE_KEY, WEB_WORKERS="2", GRPC_METRICS_PORT="0")
         rest = Gunicorn(env, tmp)
         grpc_module = GrpcModule(tmp, env)
         try:

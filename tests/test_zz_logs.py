@@ -11,9 +11,8 @@ import pytest
 
 from owaction.config import GUEST_AUTH_KEY
 from owaction.logs import LINE_RE
-from tests.conftest import TEST_SECRET
+from tests.conftest import API_KEY, TEST_SECRET
 from tests.rest import test_execute, test_ops
-from tests.rest.helpers import API_KEY
 
 # The module's own logs: process consoles (tests.procs.Proc) and the rotating LOG_DIR files.
 # The emulator's logs (emulator-*.log) are not the module's and are left out.

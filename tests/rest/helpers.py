@@ -13,8 +13,6 @@ from jsonschema import Draft202012Validator
 
 from tests.conftest import TEST_SECRET
 
-API_KEY = "key-a-" + "x" * 20  # base_env's API_KEYS: svc-a=<this>
-
 
 @dataclass
 class Reply:

@@ -10,8 +10,8 @@ import jwt
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.conftest import TEST_SECRET
-from tests.rest.helpers import API_KEY, FlaskApi, make_token, router_token
+from tests.conftest import API_KEY, TEST_SECRET
+from tests.rest.helpers import FlaskApi, make_token, router_token
 
 INVOKE = "/api/v1/actions/invoke"
 

@@ -10,9 +10,10 @@ import psycopg2
 import pytest
 import requests
 
-from tests.conftest import TEST_SECRET
+from tests.conftest import API_KEY, TEST_SECRET
+from tests.conftest import module_env as base_module_env
 from tests.rest.conftest import rest_env
-from tests.rest.helpers import API_KEY, HttpApi, make_token, router_token
+from tests.rest.helpers import HttpApi, make_token, router_token
 
 pytestmark = pytest.mark.postgres
 
@@ -21,16 +22,8 @@ INVOKE = "/api/v1/actions/invoke"
 
 @pytest.fixture(scope="module")
 def module_env(emulator, rest_pg_url, tmp_path_factory) -> dict[str, str]:
-    data = tmp_path_factory.mktemp("rest-data")
-    return rest_env({
-        "MODULE_SECRET_KEY": TEST_SECRET,
-        "OPENWHISK_API_HOST": emulator.url,
-        "OPENWHISK_AUTH_KEY": emulator.auth,
-        "DATA_DIR": str(data),
-        "DATABASE_URL": rest_pg_url,
-        "API_KEYS": f"svc-a={API_KEY}",
-        "WEB_WORKERS": "2",
-    })
+    return rest_env(base_module_env(tmp_path_factory.mktemp("rest"), emulator, rest_pg_url),
+                    WEB_WORKERS="2")
 
 
 @pytest.fixture(scope="module")

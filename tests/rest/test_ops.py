@@ -12,9 +12,8 @@ import pytest
 import requests
 
 from owaction.logs import LINE_RE
-from tests.conftest import TEST_SECRET
+from tests.conftest import API_KEY, TEST_SECRET, module_env
 from tests.rest.conftest import rest_env
-from tests.rest.helpers import API_KEY
 
 pytestmark = pytest.mark.postgres
 
@@ -24,14 +23,7 @@ CALLBACK_SECRET = "callback-secret-" + "w" * 24
 
 @pytest.fixture(scope="module")
 def ops_env(emulator, rest_pg_url, tmp_path_factory) -> dict[str, str]:
-    data = tmp_path_factory.mktemp("ops-data")
-    return rest_env({
-        "MODULE_SECRET_KEY": TEST_SECRET,
-        "OPENWHISK_API_HOST": emulator.url,
-        "OPENWHISK_AUTH_KEY": emulator.auth,
-        "DATA_DIR": str(data),
-        "DATABASE_URL": rest_pg_url,
-        "API_KEYS": f"svc-a={API_KEY}",
+    return rest_env(module_env(tmp_path_factory.mktemp("ops"), emulator, rest_pg_url), **{
         "SERVICE_KEY": SERVICE_KEY,
         "CALLBACK_SECRET": CALLBACK_SECRET,
         "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",

@@ -10,7 +10,8 @@ import pytest
 
 from owaction.auth import TokenVerifier
 from owaction.config import load_settings
-from tests.conftest import TEST_SECRET, fresh_pg_database
+from tests.conftest import fresh_pg_database
+from tests.conftest import module_env as base_module_env
 from tests.procs import ROOT, Proc, free_port, wait_for_port
 
 ROUTER = "router_module"  # allowed by default: every permission
@@ -69,16 +70,8 @@ def rpc_pg_url():
 
 
 def module_env(tmp: Path, emulator, database_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "MODULE_SECRET_KEY": TEST_SECRET,
-        "OPENWHISK_API_HOST": emulator.url,
-        "OPENWHISK_AUTH_KEY": emulator.auth,
-        "DATA_DIR": str(tmp / "data"),
-        "DATABASE_URL": database_url,
-        "API_KEYS": f"{LIMITED}=key-a-" + "x" * 20,
-        "GRPC_GRACE": "20",
-        **extra,
-    }
+    """The shared module environment, with a grace period short enough for tests."""
+    return base_module_env(tmp, emulator, database_url, **{"GRPC_GRACE": "20", **extra})
 
 
 @pytest.fixture(scope="module")
