@@ -1,71 +1,31 @@
-"""Helpers for the store tests: a TCP proxy that can be cut, and database inspection."""
+"""Helpers for the store tests: a session held elsewhere, and database inspection."""
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 
 import psycopg2
 
 
-class TcpProxy:
-    """Forwards a local port to a target; ``stop()`` drops the listener and every connection.
+@contextlib.contextmanager
+def held_session(store):
+    """One of the store's sessions held by another thread until the block ends."""
+    entered, leave = threading.Event(), threading.Event()
 
-    Lets a test take "the database" away and bring it back without touching PostgreSQL.
-    """
+    def hold():
+        with store.session():
+            entered.set()
+            leave.wait(10)
 
-    def __init__(self, target: tuple[str, int], port: int = 0):
-        self.target = target
-        self._listener = socket.create_server(("127.0.0.1", port), reuse_port=False)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.port = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._stopped:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=3)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._sockets += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-
-    def stop(self) -> None:
-        self._stopped = True
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the thread
-        self._listener.close()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert entered.wait(10)
+    try:
+        yield
+    finally:
+        leave.set()
+        holder.join(10)
 
 
 def pg_connections(admin_url: str, application_name: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,8 @@ import pytest
 from owaction.store import TABLE, StoreUnavailable
 from tests.procs import PYTHON, ROOT, free_port
 from tests.store.conftest import pending
-from tests.store.helpers import ConnectionSampler, TcpProxy, pg_connections
+from tests.store.helpers import ConnectionSampler, held_session, pg_connections
+from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
 
@@ -109,7 +109,7 @@ def test_a_closed_port_gives_store_unavailable_quickly(make_store):
 
 def test_store_recovers_by_itself_when_the_database_comes_back(pg_url, make_store):
     target = urlsplit(pg_url)
-    proxy = TcpProxy((target.hostname, target.port or 5432))
+    proxy = TcpProxy((target.hostname, target.port or 5432)).start()
     port = proxy.port
     store = make_store(_via_port(pg_url, port), pool_size=3, acquire_timeout=2)
     store.migrate()
@@ -124,7 +124,7 @@ def test_store_recovers_by_itself_when_the_database_comes_back(pg_url, make_stor
     assert store.ping(timeout=0.5) is False
     assert store.sessions_in_use == 0
 
-    proxy = TcpProxy((target.hostname, target.port or 5432), port=port)
+    proxy = TcpProxy((target.hostname, target.port or 5432), port=port).start()
     try:
         assert store.ping() is True
         assert store.get(before.execution_id) == before
@@ -143,7 +143,7 @@ def test_a_store_built_while_the_database_is_down_starts_working_when_it_is_up(
     store = make_store(_via_port(pg_url, port), pool_size=2, acquire_timeout=2)
     with pytest.raises(StoreUnavailable):
         store.migrate()
-    proxy = TcpProxy((target.hostname, target.port or 5432), port=port)
+    proxy = TcpProxy((target.hostname, target.port or 5432), port=port).start()
     try:
         record = pending(store)  # migrates on first use
         assert store.get(record.execution_id) == record
@@ -229,19 +229,6 @@ def test_units_of_work_are_cheap(pg_url, make_store):
 def test_ping_is_false_when_no_session_is_free(pg_url, make_store):
     store = make_store(pg_url, pool_size=1)
     store.migrate()
-    entered, leave = threading.Event(), threading.Event()
-
-    def hold():
-        with store.session():
-            entered.set()
-            leave.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    assert entered.wait(10)
-    try:
+    with held_session(store):
         assert store.ping(timeout=0.2) is False
-    finally:
-        leave.set()
-        t.join(10)
     assert store.ping() is True

@@ -18,6 +18,7 @@ from owaction.store import (
     StoreUnavailable,
 )
 from tests.store.conftest import pending
+from tests.store.helpers import held_session
 
 UTC = dt.UTC
 
@@ -332,17 +333,6 @@ def test_concurrent_claimers_never_share_a_row(store):
 def test_session_counts_and_acquire_timeout(db_url, make_store):
     store = make_store(db_url, pool_size=1, acquire_timeout=0.2)
     store.migrate()
-    entered, leave = threading.Event(), threading.Event()
-
-    def hold():
-        with store.session():
-            entered.set()
-            leave.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert entered.wait(10)
-    assert store.sessions_in_use == 1
     waiter_error: list[BaseException] = []
 
     def wait_for_slot():
@@ -351,13 +341,13 @@ def test_session_counts_and_acquire_timeout(db_url, make_store):
         except StoreUnavailable as exc:
             waiter_error.append(exc)
 
-    waiter = threading.Thread(target=wait_for_slot)
-    waiter.start()
-    waiter.join(10)
-    assert len(waiter_error) == 1 and "no database session free" in str(waiter_error[0])
-    assert store.sessions_waiting == 0
-    leave.set()
-    holder.join(10)
+    with held_session(store):
+        assert store.sessions_in_use == 1
+        waiter = threading.Thread(target=wait_for_slot)
+        waiter.start()
+        waiter.join(10)
+        assert len(waiter_error) == 1 and "no database session free" in str(waiter_error[0])
+        assert store.sessions_waiting == 0
     assert store.sessions_in_use == 0
     assert store.get("x" * 32) is None
 
