@@ -56,6 +56,10 @@ class TokenVerifier:
         self._api_keys = tuple(settings.api_keys)
         self._known_services = self._allowed_services | {name for name, _ in self._api_keys}
         self._service_key = settings.service_key
+        # The router is the first allowed service; the holder of SERVICE_KEY acts as it.
+        self.router_service = settings.allowed_services[0] if settings.allowed_services else None
+        self.default_service = self.router_service or next(
+            (name for name, _ in self._api_keys), None)
         self._ttl = settings.token_ttl
         self._verified: dict[str, Claims] = {}
 
@@ -160,8 +164,7 @@ class TokenVerifier:
         if secret_matches:
             # Compatibility with the original module: the signing secret works as a key for
             # any service this module knows.
-            default = next(iter(sorted(self._allowed_services)), None)
-            service = requested_service or default
+            service = requested_service or self.default_service
             if service and service in self._known_services:
                 return service
         return None
@@ -171,6 +174,17 @@ class TokenVerifier:
         if not self._service_key or not value:
             return False
         return hmac.compare_digest(value.encode(), self._service_key.encode())
+
+    def verify_service_key(self, value: str | None) -> Claims:
+        """Claims for the router when ``value`` is its service key, else Unauthenticated.
+
+        The router gets every permission, under the same service name its own tokens carry, so
+        its calls are one caller whichever door and credential they use."""
+        if not self.check_service_key(value) or not self.router_service:
+            raise Unauthenticated("the service key is not valid", code="invalid_service_key")
+        now = int(time.time())
+        return Claims(service=self.router_service, permissions=frozenset(ALL_PERMISSIONS),
+                      issued_at=now, expires_at=now, router_style=True)
 
 
 def authorize(claims: Claims, permission: str) -> None:

@@ -298,11 +298,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _cli_service(settings) -> str:
     """The service the CLI's own tokens name: one the verifier accepts."""
-    if settings.allowed_services:
-        return settings.allowed_services[0]
-    if settings.api_keys:
-        return settings.api_keys[0][0]
-    raise SystemExit("owaction: set ALLOWED_SERVICES or API_KEYS so tokens name a known service")
+    from owaction.auth import TokenVerifier
+
+    service = TokenVerifier(settings).default_service
+    if service is None:
+        raise SystemExit("owaction: set ALLOWED_SERVICES or API_KEYS so tokens name a known "
+                         "service")
+    return service
 
 
 def _banner(settings, rest: str, host: str, token: str, secret_file: Path | None) -> str:

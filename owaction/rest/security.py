@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, g, request
 
-from owaction.auth import ALL_PERMISSIONS, Claims, authorize, bearer_token
+from owaction.auth import Claims, authorize, bearer_token
 from owaction.errors import PermissionDenied, Unauthenticated
 from owaction.logs import aaa
 
 REALM = "owaction"
 
 
-ROUTER_SERVICE = "router_module"  # who holds SERVICE_KEY: WaddleBot's router
 SERVICE_KEY_HEADER = "X-Service-Key"
 
 
 def _service_key_claims(value: str) -> Claims:
     verifier = current_app.extensions["owaction"].verifier
-    if not verifier.check_service_key(value):
+    try:
+        claims = verifier.verify_service_key(value)
+    except Unauthenticated:
         aaa("AUTH", "check_service_key", "DENIED", path=request.path,
             request_id=g.get("request_id"))
-        raise Unauthenticated("the service key is not valid", code="invalid_service_key")
-    aaa("AUTH", "check_service_key", "SUCCESS", user=ROUTER_SERVICE, path=request.path,
+        raise
+    aaa("AUTH", "check_service_key", "SUCCESS", user=claims.service, path=request.path,
         request_id=g.get("request_id"))
-    now = int(time.time())
-    return Claims(service=ROUTER_SERVICE, permissions=frozenset(ALL_PERMISSIONS),
-                  issued_at=now, expires_at=now)
+    return claims
 
 
 def authenticate(permission: str, *, service_key: bool = False) -> Claims:
