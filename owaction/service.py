@@ -418,8 +418,7 @@ class ActionService:
 
         ``call(execution_id, started)`` talks to OpenWhisk and completes the record.
         """
-        if self.rate_limiter is not None:
-            self.rate_limiter.check_invocation(ctx.caller, target)
+        self._check_limits(ctx, target)
         callback_url = self._callback_url(ctx.callback_url)
         cache_ttl = self._cache_ttl(action_type, target, blocking)
         # Only idempotency and the cache compare requests; the rest skip the hashing.
@@ -460,6 +459,11 @@ class ActionService:
             raise error from None
         self._audit(ctx, op, result, target)
         return result
+
+    def _check_limits(self, ctx: CallContext, target: str) -> None:
+        """Count an invocation against the caller's and the action's rate limits."""
+        if self.rate_limiter is not None:
+            self.rate_limiter.check_invocation(ctx.caller, target)
 
     def _idempotent_record(self, ctx: CallContext):
         existing = self.store.find_by_idempotency_key(ctx.caller, ctx.idempotency_key)
@@ -743,6 +747,7 @@ class ActionService:
             existing = self.store.find_by_idempotency_key(ctx.caller, key)
             if existing is not None:
                 return self._replay_command(existing, found)
+        self._check_limits(ctx, found.action)  # a replay runs nothing, so only new calls count
         payload = action_payload(
             command=shown, args=fields["args"], user_id=user_id, entity_id=entity_id,
             community_id=community_id, session_id=session_id, message=fields["message"],

@@ -207,3 +207,18 @@ def test_reply_shapes(result, expected):
     for key, value in expected.items():
         assert fields[key] == value
     assert fields["response_action"] in ("chat", "media", "ticker", "general", "form")
+
+
+def test_commands_count_against_the_rate_limits_and_replays_do_not(make_service,
+                                                                   commands_file):
+    from owaction.ratelimit import RateLimiter
+
+    service = make_service(commands_file=commands_file, RATE_LIMIT_CALLER="2/minute")
+    service.rate_limiter = RateLimiter(service.settings)
+    service.rate_limiter.reset()
+    session = new_session()
+    first = call(service, "#hello", session=session)
+    assert call(service, "#hello", session=session) == first  # a replay: not counted
+    call(service, "#hello", session=new_session())
+    with pytest.raises(errors.Throttled):
+        call(service, "#hello", session=new_session())
