@@ -28,11 +28,11 @@ run: $(STAMP)  ## the whole module locally: emulator, REST :8082, gRPC :50062, w
 	$(BIN)/owaction run
 
 test: $(STAMP) tests/js/node_modules  ## set up and run every test
-	$(BIN)/ruff check owaction tests bench wsgi.py grpc_server.py gunicorn.conf.py
+	$(BIN)/ruff check owaction openwhisk_emulator tests bench wsgi.py grpc_server.py gunicorn.conf.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff only
-	$(BIN)/ruff check owaction tests bench wsgi.py grpc_server.py gunicorn.conf.py
+	$(BIN)/ruff check owaction openwhisk_emulator tests bench wsgi.py grpc_server.py gunicorn.conf.py
 
 proto: $(STAMP)  ## regenerate the gRPC code from proto/openwhisk_action.proto
 	$(BIN)/python -m owaction.rpc.codegen

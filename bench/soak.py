@@ -135,8 +135,8 @@ class Emulator:
         self.starts += 1
         self.server = Server(
             f"emulator-{self.starts}",
-            [PYTHON, "-m", "owaction.emulator", "--port", str(self.port), "--faults",
-             "--seed", str(ROOT / "owaction" / "emulator" / "examples")],
+            [PYTHON, "-m", "openwhisk_emulator", "--port", str(self.port), "--faults",
+             "--seed", str(ROOT / "openwhisk_emulator" / "examples")],
             log_dir=self.log_dir, port=self.port)
 
     def stop(self) -> None:

@@ -57,7 +57,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_emulator(args: argparse.Namespace) -> int:
     # The emulator patches gevent itself; run it in its own interpreter so that happens first.
-    argv = [sys.executable, "-m", "owaction.emulator", *args.emulator_args]
+    argv = [sys.executable, "-m", "openwhisk_emulator", *args.emulator_args]
     os.execv(sys.executable, argv)
     return EXIT_FAILED  # pragma: no cover
 
@@ -250,8 +250,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         if start_emulator:
-            spawn("emulator", [python, "-m", "owaction.emulator", "--port", str(emulator_port),
-                               "--seed", str(ROOT / "owaction" / "emulator" / "examples")])
+            spawn("emulator", [python, "-m", "openwhisk_emulator", "--port", str(emulator_port),
+                               "--seed", str(ROOT / "openwhisk_emulator" / "examples")])
             if not _wait_http(f"{settings.openwhisk_api_host}/api/v1", list(procs.values())):
                 print("owaction run: the emulator did not start", file=sys.stderr)
                 return EXIT_FAILED

@@ -107,11 +107,11 @@ class Emulator:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.auth = auth or GUEST_AUTH_KEY
-        args = [PYTHON, "-m", "owaction.emulator", "--port", str(self.port), "--faults"]
+        args = [PYTHON, "-m", "openwhisk_emulator", "--port", str(self.port), "--faults"]
         if auth:
             args += ["--auth", auth]
         if seed:
-            args += ["--seed", str(ROOT / "owaction" / "emulator" / "examples")]
+            args += ["--seed", str(ROOT / "openwhisk_emulator" / "examples")]
         args += list(extra)
         self.proc = Proc(args, log_path=tmp_path / f"emulator-{self.port}.log")
         wait_for_http(self.url + "/api/v1", self.proc.popen)

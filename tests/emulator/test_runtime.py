@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from owaction.emulator.runtime import MAX_RESULT_BYTES, ActionCode, Runtime
+from openwhisk_emulator.runtime import MAX_RESULT_BYTES, ActionCode, Runtime
 
 LOG_LINE = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr): (.*)\Z", re.S)
 

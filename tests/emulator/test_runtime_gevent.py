@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent("""
 
     import json, sys, time
     import gevent
-    from owaction.emulator.runtime import ActionCode, Runtime
+    from openwhisk_emulator.runtime import ActionCode, Runtime
 
     count = int(sys.argv[1])
     runtime = Runtime(max_warm_per_action=4)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from owaction.emulator.runtime import ActionCode, Runtime
+from openwhisk_emulator.runtime import ActionCode, Runtime
 from tests.emulator.test_runtime import texts
 
 pytestmark = [

@@ -19,7 +19,7 @@ AUTH = tuple(GUEST_AUTH_KEY.split(":"))
 
 def start(tmp_path, *args: str) -> tuple[Proc, str]:
     port = free_port()
-    proc = Proc([PYTHON, "-m", "owaction.emulator", "--port", str(port), *args],
+    proc = Proc([PYTHON, "-m", "openwhisk_emulator", "--port", str(port), *args],
                 log_path=tmp_path / f"emu-{port}.log")
     return proc, f"http://127.0.0.1:{port}"
 
@@ -75,7 +75,7 @@ def test_seed_from_a_manifest_file(tmp_path):
 def test_bad_manifest_exits_2_with_a_message(tmp_path):
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text("actions:\n  - name: x\n    sequence: [/guest/missing]\n")
-    done = subprocess.run([PYTHON, "-m", "owaction.emulator", "--port", str(free_port()),
+    done = subprocess.run([PYTHON, "-m", "openwhisk_emulator", "--port", str(free_port()),
                            "--seed", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "Sequence component does not exist." in done.stderr
@@ -126,7 +126,7 @@ def test_serves_https_with_a_certificate(tmp_path):
         check=True, capture_output=True, timeout=60,
     )
     port = free_port()
-    proc = Proc([PYTHON, "-m", "owaction.emulator", "--port", str(port), "--certfile", str(cert),
+    proc = Proc([PYTHON, "-m", "openwhisk_emulator", "--port", str(port), "--certfile", str(cert),
                  "--keyfile", str(key)], log_path=tmp_path / "tls.log")
     try:
         wait_for_port(port, proc.popen)
@@ -139,7 +139,7 @@ def test_serves_https_with_a_certificate(tmp_path):
 
 
 def test_bad_options_exit_with_usage_error():
-    done = subprocess.run([PYTHON, "-m", "owaction.emulator", "--auth", "nocolon"],
+    done = subprocess.run([PYTHON, "-m", "openwhisk_emulator", "--auth", "nocolon"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "--auth must be uuid:key" in done.stderr

@@ -26,8 +26,8 @@ def https_emulator(tmp_path):
     )
     port = free_port()
     proc = Proc(
-        [PYTHON, "-m", "owaction.emulator", "--port", str(port), "--certfile", str(cert),
-         "--keyfile", str(key), "--seed", str(ROOT / "owaction" / "emulator" / "examples")],
+        [PYTHON, "-m", "openwhisk_emulator", "--port", str(port), "--certfile", str(cert),
+         "--keyfile", str(key), "--seed", str(ROOT / "openwhisk_emulator" / "examples")],
         log_path=tmp_path / "emulator-tls.log",
     )
     try:

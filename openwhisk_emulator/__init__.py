@@ -1,4 +1,4 @@
-"""A local OpenWhisk controller API (``python -m owaction.emulator`` / ``owaction emulator``).
+"""A local OpenWhisk controller API (``python -m openwhisk_emulator`` / ``owaction emulator``).
 
 Routes under ``/api/v1`` answer as Apache OpenWhisk's controller does (see
 docs in ``README.md`` beside this file); actions run as local processes (``runtime.py``).

@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from owaction.emulator.problems import ApiError
+from openwhisk_emulator.problems import ApiError
 
-log = logging.getLogger("owaction.emulator")
+log = logging.getLogger("openwhisk_emulator")
 MANIFEST_NAMES = ("manifest.yaml", "manifest.yml", "manifest.json")
 
 

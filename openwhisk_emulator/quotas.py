@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from owaction.emulator.problems import ApiError
+from openwhisk_emulator.problems import ApiError
 
 
 class MinuteRate:

@@ -13,18 +13,18 @@ from typing import Any
 
 import gevent
 
-from owaction.emulator import problems as m
-from owaction.emulator.problems import ApiError
-from owaction.emulator.quotas import Throttles
-from owaction.emulator.records import ActivationStore, new_activation_id, response
-from owaction.emulator.registry import ACTIONS, PACKAGES, Entity, Registry, kv_dict, now_ms
+from openwhisk_emulator import problems as m
+from openwhisk_emulator.problems import ApiError
+from openwhisk_emulator.quotas import Throttles
+from openwhisk_emulator.records import ActivationStore, new_activation_id, response
+from openwhisk_emulator.registry import ACTIONS, PACKAGES, Entity, Registry, kv_dict, now_ms
 from owaction.openwhisk.models import (
     STATUS_APPLICATION_ERROR,
     STATUS_SUCCESS,
     STATUS_WHISK_ERROR,
 )
 
-log = logging.getLogger("owaction.emulator")
+log = logging.getLogger("openwhisk_emulator")
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
 
@@ -148,7 +148,7 @@ class Invoker:
         return record
 
     def _run_action(self, action, params, activation_id, received, request_id, cause) -> dict:
-        from owaction.emulator.runtime import ActionCode
+        from openwhisk_emulator.runtime import ActionCode
 
         limits = action.limits
         code = ActionCode(

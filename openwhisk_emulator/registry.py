@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from owaction.emulator import problems as m
-from owaction.emulator.problems import ApiError
+from openwhisk_emulator import problems as m
+from openwhisk_emulator.problems import ApiError
 from owaction.names import MAX_NAME_LENGTH, InvalidName, check_name
 
 ACTIONS, PACKAGES, TRIGGERS, RULES = "actions", "packages", "triggers", "rules"

@@ -13,7 +13,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from owaction.config import GUEST_AUTH_KEY
 
-log = logging.getLogger("owaction.emulator")
+log = logging.getLogger("openwhisk_emulator")
 
 
 class EmulatorHandler(WSGIHandler):
@@ -95,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from owaction.emulator.api import EmulatorConfig, create_app
-    from owaction.emulator.faultinjection import FaultInjector
-    from owaction.emulator.manifest import ManifestError, load_manifest
-    from owaction.emulator.runtime import Runtime
+    from openwhisk_emulator.api import EmulatorConfig, create_app
+    from openwhisk_emulator.faultinjection import FaultInjector
+    from openwhisk_emulator.manifest import ManifestError, load_manifest
+    from openwhisk_emulator.runtime import Runtime
 
     scheme = "https" if args.certfile else "http"
     config = EmulatorConfig(
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(config, runtime=runtime)
         if args.seed:
             try:
-                loaded = load_manifest(app.extensions["owaction.emulator"], args.seed)
+                loaded = load_manifest(app.extensions["openwhisk_emulator"], args.seed)
             except ManifestError as exc:
                 print(f"owaction emulator: cannot seed from {args.seed}: {exc}", file=sys.stderr)
                 return 2

@@ -12,13 +12,11 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
-from owaction import __version__
-from owaction.config import GUEST_AUTH_KEY
-from owaction.emulator import problems as m
-from owaction.emulator.problems import ApiError
-from owaction.emulator.quotas import Throttles
-from owaction.emulator.records import ActivationStore, extended, summary
-from owaction.emulator.registry import (
+from openwhisk_emulator import problems as m
+from openwhisk_emulator.problems import ApiError
+from openwhisk_emulator.quotas import Throttles
+from openwhisk_emulator.records import ActivationStore, extended, summary
+from openwhisk_emulator.registry import (
     ACTIONS,
     LOGS_MAX,
     LOGS_MIN,
@@ -36,7 +34,9 @@ from owaction.emulator.registry import (
     check_entity_name,
     check_namespace_name,
 )
-from owaction.emulator.running import MAX_PAYLOAD_BYTES, Invoker
+from openwhisk_emulator.running import MAX_PAYLOAD_BYTES, Invoker
+from owaction import __version__
+from owaction.config import GUEST_AUTH_KEY
 from owaction.openwhisk.models import STATUS_SUCCESS, STATUS_WHISK_ERROR
 
 MAX_CODE_BYTES = 48 * 1024 * 1024
@@ -123,7 +123,7 @@ class Emulator:
 
 
 def emulator() -> Emulator:
-    return current_app.extensions["owaction.emulator"]
+    return current_app.extensions["openwhisk_emulator"]
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -233,16 +233,16 @@ def require_auth() -> None:
 
 
 def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> Flask:
-    """The emulator app; ``runtime`` is an ``owaction.emulator.runtime.Runtime``."""
+    """The emulator app; ``runtime`` is an ``openwhisk_emulator.runtime.Runtime``."""
     config = config or EmulatorConfig()
     if runtime is None:
-        from owaction.emulator.runtime import Runtime
+        from openwhisk_emulator.runtime import Runtime
 
         runtime = Runtime()
     app = Flask(__name__)
     app.url_map.strict_slashes = False
     emu = Emulator(config, runtime)
-    app.extensions["owaction.emulator"] = emu
+    app.extensions["openwhisk_emulator"] = emu
 
     @app.before_request
     def begin() -> None:
@@ -535,7 +535,7 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
         return web(rest)
 
     def web(rest: str) -> Response:
-        from owaction.emulator.webcalls import handle_web
+        from openwhisk_emulator.webcalls import handle_web
 
         return handle_web(emu, rest)
 

@@ -1,7 +1,7 @@
 """Fault injection: a WSGI layer in front of the app, on only with ``--faults``.
 
 The control route ``/_emulator/faults`` lives outside ``/api/v1`` and is described in the
-package docstring (``owaction/emulator/__init__.py``).
+package docstring (``openwhisk_emulator/__init__.py``).
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from urllib.parse import parse_qsl
 
 from flask import Response, g, request
 
-from owaction.emulator import problems as m
-from owaction.emulator.problems import ApiError
-from owaction.emulator.registry import ACTIONS
+from openwhisk_emulator import problems as m
+from openwhisk_emulator.problems import ApiError
+from openwhisk_emulator.registry import ACTIONS
 from owaction.openwhisk.models import STATUS_APPLICATION_ERROR, STATUS_SUCCESS
 
 EXTENSIONS = (".http", ".json", ".html", ".svg", ".text")
@@ -76,7 +76,7 @@ def handle_web(emu: Any, rest: str) -> Response:
         allow = request.headers.get("Access-Control-Request-Headers", DEFAULT_ALLOW_HEADERS)
         return Response(status=200, headers={**WEB_CORS, "Access-Control-Allow-Headers": allow})
 
-    from owaction.emulator.api import read_body
+    from openwhisk_emulator.api import read_body
 
     params = _web_params(emu, action, read_body(), extra, authenticated)
     emu.throttles.admit_invocation()
