@@ -55,6 +55,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return worker_main(_settings(), once=args.once)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from owaction.supervisor import serve
+
+    return serve(_settings(), migrate=not args.no_migrate)
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from owaction import healthcheck
+
+    role = args.role or healthcheck.container_role()
+    if role not in healthcheck.CHECKED_ROLES:
+        print(f"owaction healthcheck: unknown role {role!r}", file=sys.stderr)
+        return EXIT_FAILED  # Docker reserves 2; anything but 0 is unhealthy
+    problems = healthcheck.run(_settings(), role)
+    for problem in problems:
+        print(f"owaction healthcheck: {problem}", file=sys.stderr)
+    return EXIT_FAILED if problems else EXIT_OK
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     # The emulator patches gevent itself; run it in its own interpreter so that happens first.
     argv = [sys.executable, "-m", "openwhisk_emulator", *args.emulator_args]
@@ -335,6 +354,8 @@ Ctrl-C stops everything.
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from owaction.healthcheck import CHECKED_ROLES
+
     parser = argparse.ArgumentParser(
         prog="owaction",
         description="WaddleBot's OpenWhisk action module.",
@@ -352,6 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="completes accepted executions and reconciles crashes")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("serve", help="REST, gRPC and the worker under one supervisor (one "
+                       "container); stops all when one dies")
+    p.add_argument("--no-migrate", action="store_true",
+                   help="skip creating or migrating the tables first")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("healthcheck", help="exit 0 when this container's role is healthy")
+    p.add_argument("role", nargs="?", choices=tuple(CHECKED_ROLES),
+                   help="default: OWACTION_ROLE of this container, else serve")
+    p.set_defaults(func=cmd_healthcheck)
     p = sub.add_parser("emulator", help="the OpenWhisk emulator (options: owaction emulator "
                        "-- --help)", add_help=False)
     p.add_argument("emulator_args", nargs=argparse.REMAINDER)

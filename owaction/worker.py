@@ -25,6 +25,7 @@ from owaction import tracing
 from owaction.callbacks import CallbackDeliverer
 from owaction.config import Settings
 from owaction.errors import ServiceError
+from owaction.healthcheck import beat
 from owaction.logs import aaa, setup_logging
 from owaction.service import ACCEPTED, PENDING, UNKNOWN, ActionService
 
@@ -116,6 +117,7 @@ def main(settings: Settings, *, once: bool = False) -> int:
             except ServiceError as exc:
                 # The database is down: keep trying; nothing is lost while rows wait.
                 aaa("ERROR", "worker_pass", "FAILURE", level=logging.ERROR, msg=str(exc))
+            beat(settings)  # the loop is alive even when the database is not
             if once:
                 break
             stop.wait(settings.worker_poll_interval)
