@@ -173,6 +173,12 @@ def own_namespace(namespace: str, entity: str | None = None) -> str:
     raise ApiError(403, m.not_authorized(resource))
 
 
+def readable_namespace(namespace: str) -> str:
+    """``_`` is ours; another namespace is read through its public packages (check_read)."""
+    check_namespace_name(namespace)
+    return emulator().config.namespace if namespace == "_" else namespace
+
+
 def list_window(collection: str) -> tuple[int, int, bool]:
     """``skip``, ``limit`` (0 means the maximum) and ``count``, with OpenWhisk's 400s."""
 
@@ -322,24 +328,30 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
         require_auth()
         if rest.endswith("/") and request.method == "GET":
             package = check_entity_name(rest[:-1])
-            ns = own_namespace(namespace, package)
-            emu.registry.get(PACKAGES, f"{ns}/{package}")
-            return page(ACTIONS, [e.brief() for e in emu.registry.package_actions(package)])
+            key = f"{readable_namespace(namespace)}/{package}"
+            emu.registry.check_read(key)
+            emu.registry.get(PACKAGES, key)
+            return page(ACTIONS, [e.brief() for e in emu.registry.package_actions(key)])
         package, name = split_action_path(rest)
-        ns = own_namespace(namespace, rest)
-        key = f"{ns}/{rest}"
-        if request.method == "POST":
-            return invoke(package, key)
-        if request.method == "PUT":
+        if request.method in ("PUT", "DELETE"):
+            key = f"{own_namespace(namespace, rest)}/{rest}"
+            if request.method == "DELETE":
+                return json_response(emu.registry.delete(ACTIONS, key).to_json())
             body = json_object(MAX_CODE_BYTES)
             entity = emu.registry.put_action(package, name, body, flag("overwrite"))
             return json_response(entity.to_json())
-        if request.method == "DELETE":
-            return json_response(emu.registry.delete(ACTIONS, key).to_json())
+        key = f"{readable_namespace(namespace)}/{rest}"
+        if request.method == "POST":
+            return invoke(key)
+        found, binding = emu.registry.resolve_action(key)
         code = request.args.get("code", "true").lower() != "false"
-        return json_response(emu.registry.get(ACTIONS, key).to_json(code=code))
+        doc = found.to_json(code=code)
+        if binding is not None:
+            merged = emu.invoker.action_params(found, binding)
+            doc["parameters"] = [{"key": k, "value": v} for k, v in merged.items()]
+        return json_response(doc)
 
-    def invoke(package: str | None, key: str) -> Response:
+    def invoke(key: str) -> Response:
         blocking, result_only = flag("blocking"), flag("result")
         max_wait = config.max_blocking_wait_ms
         wait_ms = max_wait
@@ -355,11 +367,9 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
         body = json_object()
         # OpenWhisk throttles before it looks the action up, so a 429 wins over a 404.
         emu.throttles.admit_invocation()
-        if package is not None:
-            emu.registry.get(PACKAGES, key.rsplit("/", 1)[0])
-        action = emu.registry.get(ACTIONS, key)
-        params = emu.invoker.merge_request(action, body)
-        started = emu.invoker.start(action, params, request_id=g.request_id)
+        action, binding = emu.registry.resolve_action(key)
+        params = emu.invoker.merge_request(action, body, binding)
+        started = emu.invoker.start(action, params, request_id=g.request_id, binding=binding)
         headers = {ACTIVATION_HEADER: started.activation_id}
         record = started.wait(wait_ms / 1000.0) if blocking else None
         if record is None:
@@ -368,13 +378,19 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
         if isinstance(result, list) or result_only:
             out: Any = result
         else:
-            out = extended(record, logs=False)
+            # A blocking answer leaves an action's logs out; a sequence's are its components' ids.
+            out = extended(record, logs=action.kind == "sequence")
         return json_response(out, invoke_status(record), headers)
 
     # --- packages, triggers, rules --------------------------------------------------------
 
     def collection_list(collection: str, namespace: str) -> Response:
         require_auth()
+        ns = readable_namespace(namespace)
+        if collection == PACKAGES and ns != config.namespace:
+            # Another namespace shows only what it shares (PackagesApi list: publish).
+            shared = [e for e in emu.registry.listing(PACKAGES, ns) if e.publish]
+            return page(collection, [e.brief() for e in shared])
         own_namespace(namespace)
         return page(collection, [e.brief() for e in emu.registry.listing(collection)])
 
@@ -393,7 +409,11 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
     @app.route("/api/v1/namespaces/<namespace>/packages/<name>", methods=["GET", "PUT", "DELETE"])
     def package(namespace: str, name: str):
         require_auth()
-        key = entity_key(namespace, name)
+        if request.method == "GET":
+            key = f"{readable_namespace(namespace)}/{check_entity_name(name)}"
+            emu.registry.check_read(key)
+        else:
+            key = entity_key(namespace, name)
         if request.method == "PUT":
             entity = emu.registry.put_package(name, json_object(MAX_CODE_BYTES),
                                               flag("overwrite"))
@@ -402,8 +422,7 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
             return json_response(emu.registry.delete_package(name, flag("force")).to_json())
         entity = emu.registry.get(PACKAGES, key)
         doc = entity.to_json()
-        source = entity.binding["name"] if entity.binding else name
-        contents = emu.registry.package_actions(source)
+        contents = emu.registry.package_actions(key)
         doc["actions"] = [
             {"name": a.name, "version": a.version, "annotations": a.annotations}
             for a in contents if a.annotation("feed") is None

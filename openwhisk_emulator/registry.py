@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ LOGS_MIN, LOGS_MAX, LOGS_STD = 0, 10, 10
 SEQUENCE_MAX_LENGTH = 50
 MAX_PARAMETER_BYTES = 1024 * 1024
 DEPRECATED_KINDS = ("nodejs:6", "nodejs:8", "nodejs:10", "python:2", "python:3.6")
+# ExecManifest.resolveDefaultRuntime: a ":default" kind is stored as the concrete one.
+DEFAULT_KINDS = {"nodejs:default": "nodejs:20", "python:default": "python:3"}
+SYSTEM_NAMESPACE = "whisk.system"
 RULE_STATES = ("active", "inactive")
 
 # Every write gets a new revision, so a deleted and re-created action never reuses the warm
@@ -52,6 +56,15 @@ def check_namespace_name(namespace: str) -> str:
         return check_name(namespace)
     except InvalidName:
         raise ApiError(400, m.NAMESPACE_ILLEGAL) from None
+
+
+_BASE64 = re.compile(r"\A([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)?\Z")
+
+
+def is_binary_code(code: str) -> bool:
+    """Exec.isBinaryCode: base64 text is a zip, whatever the request's ``binary`` said."""
+    text = code.strip()
+    return bool(text) and len(text) % 4 == 0 and _BASE64.match(text) is not None
 
 
 def now_ms() -> int:
@@ -167,7 +180,7 @@ class Entity:
         }
         if self.collection == ACTIONS:
             doc["limits"] = self.limits
-            doc["exec"] = {"binary": False}
+            doc["exec"] = {"binary": bool(self.exec.get("binary"))}
         elif self.collection == PACKAGES:
             doc["binding"] = self.binding or False
         elif self.collection == RULES:
@@ -234,16 +247,48 @@ class Registry:
         return entity
 
     def listing(self, collection: str, namespace: str | None = None) -> list[Entity]:
-        """Newest update first; a namespace listing of actions includes packaged ones."""
-        items = [
-            e
-            for e in self._docs.values()
-            if e.collection == collection and (namespace is None or e.namespace == namespace)
-        ]
+        """Newest update first; a namespace listing (ours by default) includes packaged actions."""
+        if namespace is None:
+            own = self.namespace
+            wanted = lambda e: e.namespace == own or e.namespace.startswith(own + "/")  # noqa: E731
+        else:
+            wanted = lambda e: e.namespace == namespace  # noqa: E731
+        items = [e for e in self._docs.values() if e.collection == collection and wanted(e)]
         return sorted(items, key=lambda e: (e.updated, e.revision), reverse=True)
 
-    def package_actions(self, package: str) -> list[Entity]:
-        return self.listing(ACTIONS, f"{self.namespace}/{package}")
+    def package_actions(self, package_key: str) -> list[Entity]:
+        """The actions of the package ``ns/pkg`` (a binding's are those of its target)."""
+        pkg = self._docs.get(package_key)
+        if pkg is not None and pkg.binding:
+            package_key = f"{pkg.binding['namespace']}/{pkg.binding['name']}"
+        return self.listing(ACTIONS, package_key)
+
+    def check_read(self, key: str) -> None:
+        """OpenWhisk's entitlement for a reference: ours, or inside a public package of another
+        namespace; anything else is a 403 naming the package, before any "does not exist"."""
+        parts = key.split("/")
+        if parts[0] == self.namespace:
+            return
+        if len(parts) >= 2:
+            pkg = self._docs.get("/".join(parts[:2]))
+            if pkg is not None and pkg.collection == PACKAGES and pkg.publish:
+                return
+        raise ApiError(403, m.not_authorized("/".join(parts[:2])))
+
+    def resolve_action(self, key: str) -> tuple[Entity, Entity | None]:
+        """The action ``ns/[pkg/]name`` names, and the binding it was reached through, if any."""
+        self.check_read(key)
+        parts = key.split("/")
+        binding = None
+        if len(parts) == 3:
+            pkg = self.get(PACKAGES, "/".join(parts[:2]))
+            if pkg.binding:
+                binding = pkg
+                target = f"{pkg.binding['namespace']}/{pkg.binding['name']}"
+                self.check_read(target)
+                self.get(PACKAGES, target)
+                key = f"{target}/{parts[2]}"
+        return self.get(ACTIONS, key), binding
 
     def rules_of(self, trigger_key: str) -> list[Entity]:
         return [e for e in self.listing(RULES) if e.trigger == trigger_key]
@@ -284,8 +329,9 @@ class Registry:
         self._docs[entity.key] = entity
         return entity
 
-    def put_action(self, package: str | None, name: str, body: dict, overwrite: bool) -> Entity:
-        namespace = self.namespace
+    def put_action(self, package: str | None, name: str, body: dict, overwrite: bool, *,
+                   namespace: str | None = None) -> Entity:
+        namespace = namespace or self.namespace
         if package is not None:
             pkg = self.get(PACKAGES, f"{namespace}/{package}")
             if pkg.binding:
@@ -311,7 +357,7 @@ class Registry:
     def _check_exec(self, raw: Any, key: str) -> dict:
         if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
             raise ApiError(400, m.malformed("'exec' must be an object with a 'kind'"))
-        kind = raw["kind"]
+        kind = DEFAULT_KINDS.get(raw["kind"], raw["kind"])
         if kind == "sequence":
             return {"kind": "sequence", "components": self._check_components(raw, key)}
         if kind == "blackbox":
@@ -323,11 +369,9 @@ class Registry:
             allowed = ", ".join([*self.kinds, "sequence"])
             raise ApiError(400, f"kind '{kind}' is not supported here; one of: {allowed}")
         code = raw.get("code")
-        if not isinstance(code, str) or not code:
-            raise ApiError(400, m.malformed("'exec.code' must be non-empty source text"))
-        if raw.get("binary"):
-            raise ApiError(400, "Binary (zip) actions are not supported by this emulator.")
-        exec_ = {"kind": kind, "code": code, "binary": False}
+        if not isinstance(code, str):
+            raise ApiError(400, m.malformed("'exec.code' must be a string"))
+        exec_ = {"kind": kind, "code": code, "binary": is_binary_code(code)}
         main = raw.get("main")
         if main is not None:
             if not isinstance(main, str) or not main.isidentifier():
@@ -365,9 +409,12 @@ class Registry:
     def _atomic_count(self, component: str, sequence_key: str, depth: int) -> int:
         if component == sequence_key or depth > SEQUENCE_MAX_LENGTH:
             raise ApiError(400, "Sequence may not refer to itself.")
-        entity = self._docs.get(component)
-        if entity is None or entity.collection != ACTIONS:
-            raise ApiError(400, "Sequence component does not exist.")
+        try:
+            entity, _ = self.resolve_action(component)
+        except ApiError as exc:
+            if exc.status == 403:
+                raise
+            raise ApiError(400, "Sequence component does not exist.") from None
         if entity.kind != "sequence":
             return 1
         return sum(
@@ -375,13 +422,15 @@ class Registry:
             for c in entity.exec["components"]
         )
 
-    def put_package(self, name: str, body: dict, overwrite: bool) -> Entity:
+    def put_package(self, name: str, body: dict, overwrite: bool, *,
+                    namespace: str | None = None) -> Entity:
         if name == "default":
             raise ApiError(400, "Package name 'default' is reserved.")
-        key = f"{self.namespace}/{name}"
+        namespace = namespace or self.namespace
+        key = f"{namespace}/{name}"
         existing = self._claim(PACKAGES, key, overwrite)
         creating = existing is None
-        entity = Entity(PACKAGES, self.namespace, name) if creating else copy.deepcopy(existing)
+        entity = Entity(PACKAGES, namespace, name) if creating else copy.deepcopy(existing)
         self._common(entity, body, creating)
         binding = body.get("binding")
         if binding:
@@ -390,6 +439,7 @@ class Registry:
             ):
                 raise ApiError(400, m.malformed("'binding' must be {namespace, name}"))
             bound_ns = self.namespace if binding["namespace"] == "_" else binding["namespace"]
+            self.check_read(f"{bound_ns}/{binding['name']}")
             target = self._docs.get(f"{bound_ns}/{binding['name']}")
             if target is None or target.collection != PACKAGES or target.binding:
                 raise ApiError(400, "Binding references a package that does not exist.")
@@ -400,7 +450,7 @@ class Registry:
     def delete_package(self, name: str, force: bool) -> Entity:
         key = f"{self.namespace}/{name}"
         entity = self.get(PACKAGES, key)
-        contents = self.package_actions(name)
+        contents = self.listing(ACTIONS, key)  # a binding holds none of its target's
         if contents and not force:
             noun = "entity" if len(contents) == 1 else "entities"
             raise ApiError(
@@ -444,9 +494,16 @@ class Registry:
             raise ApiError(400, m.malformed(f"rule '{what}' must be a name"))
         fq = raw if raw.startswith("/") or raw.count("/") >= 2 else f"/_/{raw}"
         target = self.resolve_fq(fq)
-        entity = self._docs.get(target)
-        if entity is None or entity.collection != collection:
-            raise ApiError(400, f"The {what} '{raw}' does not exist.")
+        self.check_read(target)
+        try:
+            if collection == ACTIONS:
+                self.resolve_action(target)
+            else:
+                self.get(collection, target)
+        except ApiError as exc:
+            if exc.status == 403:
+                raise
+            raise ApiError(400, f"{what} /{target} does not exist") from None
         return target
 
     def set_rule_state(self, name: str, status: Any) -> Entity:

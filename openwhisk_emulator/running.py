@@ -17,7 +17,7 @@ from openwhisk_emulator import problems as m
 from openwhisk_emulator.problems import ApiError
 from openwhisk_emulator.quotas import Throttles
 from openwhisk_emulator.records import ActivationStore, new_activation_id, response
-from openwhisk_emulator.registry import ACTIONS, PACKAGES, Entity, Registry, kv_dict, now_ms
+from openwhisk_emulator.registry import PACKAGES, Entity, Registry, kv_dict, now_ms
 from owaction.openwhisk.models import (
     STATUS_APPLICATION_ERROR,
     STATUS_SUCCESS,
@@ -67,20 +67,23 @@ class Invoker:
 
     # --- parameters -----------------------------------------------------------------------
 
-    def action_params(self, action: Entity) -> dict:
-        """Package defaults under the action's own (the action's win)."""
+    def action_params(self, action: Entity, binding: Entity | None = None) -> dict:
+        """Package defaults < the binding's < the action's own (Actions.scala
+        mergeActionWithPackageAndDispatch: ``binding inherit package``, then ``action inherit``)."""
         params: dict = {}
         if action.package:
-            pkg = self.registry.find(f"{self.namespace}/{action.package}")
+            pkg = self.registry.find(action.namespace)
             if pkg is not None and pkg.collection == PACKAGES:
                 params.update(kv_dict(pkg.parameters))
+        if binding is not None:
+            params.update(kv_dict(binding.parameters))
         params.update(kv_dict(action.parameters))
         params.pop("_actions", None)
         return params
 
-    def merge_request(self, action: Entity, body: dict) -> dict:
+    def merge_request(self, action: Entity, body: dict, binding: Entity | None = None) -> dict:
         """Defaults ⊕ the caller's parameters, refusing those the action holds final."""
-        defaults = self.action_params(action)
+        defaults = self.action_params(action, binding)
         if action.annotation("final") is True:
             fixed = {k for k, v in defaults.items() if v is not None}
             if fixed & body.keys():
@@ -93,7 +96,8 @@ class Invoker:
 
     # --- running --------------------------------------------------------------------------
 
-    def start(self, action: Entity, params: dict, *, request_id: str) -> Started:
+    def start(self, action: Entity, params: dict, *, request_id: str,
+              binding: Entity | None = None) -> Started:
         """Start one top-level activation; the caller has admitted it past the throttles."""
         activation_id = new_activation_id()
         received = now_ms()
@@ -102,25 +106,33 @@ class Invoker:
         def run() -> dict:
             try:
                 return self.execute(action, params, activation_id, received=received,
-                                    request_id=request_id)
+                                    request_id=request_id, binding=binding)
             finally:
                 self.throttles.concurrent.leave()
 
         return Started(activation_id, gevent.spawn(run))
 
     def execute(self, action: Entity, params: Any, activation_id: str, *, received: int,
-                request_id: str, cause: str | None = None) -> dict:
+                request_id: str, cause: str | None = None, binding: Entity | None = None) -> dict:
         """Run to completion and store the record."""
         if action.kind == "sequence":
-            return self._run_sequence(action, params, activation_id, received, request_id, cause)
-        return self._run_action(action, params, activation_id, received, request_id, cause)
+            record = self._run_sequence(action, params, activation_id, received, request_id,
+                                        cause, binding)
+        else:
+            record = self._run_action(action, params, activation_id, received, request_id,
+                                      cause, binding)
+        self.store.put(record)
+        return record
 
-    def _annotations(self, action: Entity, *, kind: str, wait_ms: int, cause: str | None):
+    def _annotations(self, action: Entity, *, kind: str, wait_ms: int, cause: str | None,
+                     binding: Entity | None):
         notes = [
             {"key": "path", "value": action.key},
             {"key": "waitTime", "value": max(0, wait_ms)},
             {"key": "kind", "value": kind},
         ]
+        if binding is not None:
+            notes.append({"key": "binding", "value": binding.key})
         if cause:
             notes.append({"key": "causedBy", "value": "sequence"})
         return notes
@@ -144,10 +156,10 @@ class Invoker:
         }
         if cause:
             record["cause"] = cause
-        self.store.put(record)
         return record
 
-    def _run_action(self, action, params, activation_id, received, request_id, cause) -> dict:
+    def _run_action(self, action, params, activation_id, received, request_id, cause,
+                    binding) -> dict:
         from openwhisk_emulator.runtime import ActionCode
 
         limits = action.limits
@@ -177,7 +189,8 @@ class Invoker:
         except Exception:  # noqa: BLE001 - a runtime bug must still end as a stored record
             log.exception("the runtime failed on activation %s", activation_id)
             end = now_ms()
-            annotations = self._annotations(action, kind=action.kind, wait_ms=0, cause=cause)
+            annotations = self._annotations(action, kind=action.kind, wait_ms=0, cause=cause,
+                                            binding=binding)
             annotations += [{"key": "timeout", "value": False},
                             {"key": "limits", "value": dict(limits)}]
             return self._record(
@@ -187,7 +200,7 @@ class Invoker:
             )
         start = outcome.start_ms - (outcome.init_ms or 0)
         annotations = self._annotations(action, kind=action.kind, wait_ms=start - received,
-                                        cause=cause)
+                                        cause=cause, binding=binding)
         annotations.append({"key": "timeout", "value": bool(outcome.timed_out)})
         annotations.append({"key": "limits", "value": dict(limits)})
         if outcome.init_ms is not None:
@@ -199,7 +212,8 @@ class Invoker:
             logs=list(outcome.logs), annotations=annotations, cause=cause,
         )
 
-    def _run_sequence(self, seq, params, activation_id, received, request_id, cause) -> dict:
+    def _run_sequence(self, seq, params, activation_id, received, request_id, cause,
+                      binding) -> dict:
         component_ids: list[str] = []
         duration = 0
         memory = 0
@@ -208,17 +222,18 @@ class Invoker:
         resp = response(STATUS_SUCCESS, {})
         current = params
         for component in seq.exec["components"]:
-            entity = self.registry.find(component.lstrip("/"))
-            if entity is None or entity.collection != ACTIONS:
+            try:
+                entity, via = self.registry.resolve_action(component.lstrip("/"))
+            except ApiError:
                 resp = response(STATUS_APPLICATION_ERROR,
                                 {"error": "Sequence component does not exist."})
                 break
             component_id = new_activation_id()
             # Each component's own defaults sit under what the previous one returned.
-            args = {**self.action_params(entity), **current} if isinstance(current, dict) \
+            args = {**self.action_params(entity, via), **current} if isinstance(current, dict) \
                 else current
             record = self.execute(entity, args, component_id, received=now_ms(),
-                                  request_id=request_id, cause=activation_id)
+                                  request_id=request_id, cause=activation_id, binding=via)
             component_ids.append(component_id)
             duration += record.get("duration", 0)
             memory = max(memory, entity.limits.get("memory", 0))
@@ -231,7 +246,7 @@ class Invoker:
             current = result
         start = first_start if first_start is not None else received
         annotations = self._annotations(seq, kind="sequence", wait_ms=start - received,
-                                        cause=cause)
+                                        cause=cause, binding=binding)
         if cause is None:
             annotations.append({"key": "topmost", "value": True})
         annotations.append({"key": "limits",
@@ -256,9 +271,9 @@ class Invoker:
             entry: dict[str, Any] = {"rule": rule.key, "action": rule.action}
             try:
                 self.throttles.admit_invocation()
-                action = self.registry.get(ACTIONS, rule.action)
-                started = self.start(action, {**self.action_params(action), **args},
-                                     request_id=request_id)
+                action, via = self.registry.resolve_action(rule.action)
+                started = self.start(action, {**self.action_params(action, via), **args},
+                                     request_id=request_id, binding=via)
                 entry.update(statusCode=0, success=True, activationId=started.activation_id)
             except ApiError as exc:
                 entry.update(statusCode=1 if exc.status < 500 else 3, success=False,
