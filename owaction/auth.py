@@ -9,7 +9,11 @@ Two shapes are accepted:
 * tokens this module issues: ``{service, permissions, iat, exp}``, for a known service
   (``ALLOWED_SERVICES`` or a name in ``API_KEYS``);
 * tokens WaddleBot's router mints: ``{service, iat, exp}`` with no ``permissions``; accepted when
-  the service is in ``ALLOWED_SERVICES``, which grants every permission.
+  the service is in ``ALLOWED_SERVICES``, which grants ``execute_actions`` and ``read``.
+
+``manage`` (creating, changing and deleting OpenWhisk entities) is never implied: the router's
+tokens and its service key lack it, and an API key carries it only when ``API_KEY_PERMISSIONS``
+lists it for the key's service.
 
 ``MODULE_SECRET_KEY`` itself is still accepted as an API key by the token endpoint, because the
 original module's callers exchange it for tokens; new deployments should give each service its own
@@ -31,7 +35,10 @@ ALGORITHM = "HS256"
 LEEWAY_SECONDS = 10
 PERMISSION_EXECUTE = "execute_actions"
 PERMISSION_READ = "read"
-ALL_PERMISSIONS = (PERMISSION_EXECUTE, PERMISSION_READ)
+PERMISSION_MANAGE = "manage"
+ALL_PERMISSIONS = (PERMISSION_EXECUTE, PERMISSION_READ, PERMISSION_MANAGE)
+# What a caller gets unless it is granted more: the router, and API keys not listed otherwise.
+DEFAULT_PERMISSIONS = (PERMISSION_EXECUTE, PERMISSION_READ)
 VERIFIED_CACHE_SIZE = 4096
 
 
@@ -56,6 +63,8 @@ class TokenVerifier:
         self._api_keys = tuple(settings.api_keys)
         self._known_services = self._allowed_services | {name for name, _ in self._api_keys}
         self._service_key = settings.service_key
+        self._key_permissions = {service: tuple(perms.split("+"))
+                                 for service, perms in settings.api_key_permissions}
         # The router is the first allowed service; the holder of SERVICE_KEY acts as it.
         self.router_service = settings.allowed_services[0] if settings.allowed_services else None
         self.default_service = self.router_service or next(
@@ -72,7 +81,7 @@ class TokenVerifier:
         """A signed token for ``service`` and how many seconds it lives."""
         issued = int(now if now is not None else time.time())
         lifetime = int(ttl if ttl is not None else self._ttl)
-        perms = list(permissions) if permissions is not None else list(ALL_PERMISSIONS)
+        perms = list(permissions) if permissions is not None else list(DEFAULT_PERMISSIONS)
         unknown = set(perms) - set(ALL_PERMISSIONS)
         if unknown:
             raise ValueError(f"unknown permissions: {', '.join(sorted(unknown))}")
@@ -126,7 +135,7 @@ class TokenVerifier:
                 raise Unauthenticated(
                     f"service {service!r} is not allowed", code="service_not_allowed"
                 )
-            permissions = frozenset(ALL_PERMISSIONS)
+            permissions = frozenset(DEFAULT_PERMISSIONS)
             router_style = True
         else:
             perms = payload["permissions"]
@@ -169,6 +178,10 @@ class TokenVerifier:
                 return service
         return None
 
+    def permissions_for_key(self, service: str) -> tuple[str, ...]:
+        """What tokens bought with ``service``'s API key may carry (API_KEY_PERMISSIONS)."""
+        return self._key_permissions.get(service, DEFAULT_PERMISSIONS)
+
     def check_service_key(self, value: str | None) -> bool:
         """The router's X-Service-Key, compared in constant time; False when none is set."""
         if not self._service_key or not value:
@@ -178,12 +191,13 @@ class TokenVerifier:
     def verify_service_key(self, value: str | None) -> Claims:
         """Claims for the router when ``value`` is its service key, else Unauthenticated.
 
-        The router gets every permission, under the same service name its own tokens carry, so
-        its calls are one caller whichever door and credential they use."""
+        The router gets the default permissions (never ``manage``), under the same service name
+        its own tokens carry, so its calls are one caller whichever door and credential they
+        use."""
         if not self.check_service_key(value) or not self.router_service:
             raise Unauthenticated("the service key is not valid", code="invalid_service_key")
         now = int(time.time())
-        return Claims(service=self.router_service, permissions=frozenset(ALL_PERMISSIONS),
+        return Claims(service=self.router_service, permissions=frozenset(DEFAULT_PERMISSIONS),
                       issued_at=now, expires_at=now, router_style=True)
 
 

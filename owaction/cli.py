@@ -85,10 +85,11 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from owaction.auth import ALL_PERMISSIONS, TokenVerifier
+    from owaction.auth import DEFAULT_PERMISSIONS, TokenVerifier
 
     settings = _settings()
-    permissions = tuple(p for p in (args.permissions or "").split(",") if p) or ALL_PERMISSIONS
+    permissions = (tuple(p for p in (args.permissions or "").split(",") if p)
+                   or DEFAULT_PERMISSIONS)
     try:
         token, _ = TokenVerifier(settings).issue(args.service, permissions, ttl=args.ttl)
     except ValueError as exc:
@@ -389,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("token", help="mint a token from MODULE_SECRET_KEY")
     p.add_argument("--service", required=True, help="the token's service claim")
-    p.add_argument("--permissions", help="comma-separated (default: execute_actions,read)")
+    p.add_argument("--permissions", help="comma-separated, of execute_actions,read,manage "
+                   "(default: execute_actions,read)")
     p.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
     p.set_defaults(func=cmd_token)
 

@@ -99,6 +99,21 @@ def _pairs(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _permission_pairs(raw: str) -> tuple[tuple[str, str], ...]:
+    """``svc=execute_actions+read+manage,...``: each service's permissions, names checked."""
+    from owaction.auth import ALL_PERMISSIONS  # auth imports this module; import when parsing
+
+    pairs = []
+    for name, value in _pairs(raw):
+        perms = [p.strip() for p in value.split("+") if p.strip()]
+        unknown = sorted(set(perms) - set(ALL_PERMISSIONS))
+        if unknown or not perms:
+            raise ValueError(f"permissions of {name!r} must be some of "
+                             f"{'+'.join(ALL_PERMISSIONS)}, got {value!r}")
+        pairs.append((name, "+".join(dict.fromkeys(perms))))
+    return tuple(pairs)
+
+
 def _ttl_pairs(raw: str) -> tuple[tuple[str, int], ...]:
     pairs = []
     for name, value in _pairs(raw):
@@ -299,6 +314,9 @@ VARIABLES: tuple[Var, ...] = (
     Var("API_KEYS", "api_keys", _pairs, "",
         "service=key pairs accepted by POST /api/v1/auth/token", secret=True,
         group="security"),
+    Var("API_KEY_PERMISSIONS", "api_key_permissions", _permission_pairs, "",
+        "service=perm+perm pairs: what tokens for that service's API key may carry (default "
+        "execute_actions+read; manage only when listed)", group="security"),
     Var("ALLOWED_SERVICES", "allowed_services", _csv, "router_module",
         "services whose router-style tokens (no permissions claim) are accepted",
         group="security"),
@@ -405,6 +423,7 @@ class Settings:
     db_timeout: float
     module_secret_key: str
     api_keys: tuple[tuple[str, str], ...]
+    api_key_permissions: tuple[tuple[str, str], ...]
     allowed_services: tuple[str, ...]
     token_ttl: int
     service_key: str

@@ -49,6 +49,32 @@ def split_action(qualified: str) -> tuple[str | None, str]:
     raise InvalidName(f"action name {qualified!r} has too many parts: use package/action")
 
 
+SYSTEM_NAMESPACE = "whisk.system"
+
+
+def split_qualified(path: str, what: str = "name") -> tuple[str | None, str]:
+    """``/ns/[pkg/]name`` into (ns, ``[pkg/]name``); a path without a leading ``/`` has no ns."""
+    if not isinstance(path, str) or not path:
+        raise InvalidName(f"{what} must be a non-empty string")
+    if not path.startswith("/"):
+        package, name = split_action(path)
+        return None, f"{package}/{name}" if package else name
+    namespace, sep, rest = path[1:].partition("/")
+    if not sep:
+        raise InvalidName(f"{what} {path!r} must be /namespace/[package/]name")
+    package, name = split_action(rest)
+    return check_namespace(namespace), f"{package}/{name}" if package else name
+
+
+def split_system_path(path: str) -> tuple[str, str]:
+    """``/whisk.system/pkg/action`` into its namespace and ``pkg/action``; any other namespace
+    is refused, because only system actions are given a namespace key."""
+    namespace, action = split_qualified(path, "feed")
+    if namespace != SYSTEM_NAMESPACE:
+        raise InvalidName(f"feed {path!r} must be an action of /{SYSTEM_NAMESPACE}")
+    return namespace, action
+
+
 def check_activation_id(activation_id: str) -> str:
     if not isinstance(activation_id, str) or not ACTIVATION_ID_RE.match(activation_id):
         raise InvalidName("activation id must be 32 lowercase hex characters")

@@ -236,6 +236,10 @@ class ActionService:
         self.rate_limiter = rate_limiter
         self._clock = clock
         self._openwhisk_seen: tuple[float, bool] = (0.0, False)
+        from owaction.management import EntityManager  # it uses this module's error table
+
+        # Creating, changing and deleting OpenWhisk entities (the `manage` permission).
+        self.management = EntityManager(settings=settings, client=client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ActionService:

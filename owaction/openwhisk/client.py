@@ -88,6 +88,8 @@ check_name = _checked(names.check_name)
 check_namespace = _checked(names.check_namespace)
 check_activation_id = _checked(names.check_activation_id)
 split_action = _checked(names.split_action)
+split_system_path = _checked(names.split_system_path)
+SYSTEM_NAMESPACE = names.SYSTEM_NAMESPACE
 
 
 def _json(response: requests.Response) -> Any:
@@ -724,6 +726,136 @@ class OpenWhiskClient:
             raise answer_error(response, what)
         body = _json(response)
         return body if isinstance(body, dict) else {}
+
+
+    # --- managing entities ----------------------------------------------------------------------
+    # Writes are sent once: a repeated PUT without overwrite, or a repeated DELETE, would answer
+    # 409 or 404 for a change that was made.
+
+    def _write(self, method: str, path: str, *, what: str, json_body: Any = None,
+               params: dict[str, Any] | None = None, request_id: str | None = None) -> dict:
+        """OpenWhisk's entity document from a 200 answer to a PUT or DELETE."""
+        response = self._request(method, path, what=what, params=params, json_body=json_body,
+                                 request_id=request_id)
+        if response.status_code != 200:
+            raise answer_error(response, what)
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise unexpected_answer(response, what)
+        return body
+
+    def put_action(self, name: str, body: dict, *, namespace: str | None = None,
+                   overwrite: bool = False, request_id: str | None = None) -> dict:
+        """Create (409 if it exists, unless ``overwrite``) or update an action."""
+        return self._write("PUT", self._action_path(namespace, name), what=f"put action {name}",
+                           json_body=body, params={"overwrite": _flag(overwrite)},
+                           request_id=request_id)
+
+    def delete_action(self, name: str, *, namespace: str | None = None,
+                      request_id: str | None = None) -> dict:
+        return self._write("DELETE", self._action_path(namespace, name),
+                           what=f"delete action {name}", request_id=request_id)
+
+    def _put_entity(self, collection: str, name: str, body: dict, namespace: str | None,
+                    overwrite: bool, request_id: str | None) -> dict:
+        what = collection[:-1]
+        return self._write("PUT", self._entity(namespace, collection, name, f"{what} name"),
+                           what=f"put {what} {name}", json_body=body,
+                           params={"overwrite": _flag(overwrite)}, request_id=request_id)
+
+    def _delete_entity(self, collection: str, name: str, namespace: str | None,
+                       request_id: str | None, params: dict | None = None) -> dict:
+        what = collection[:-1]
+        return self._write("DELETE", self._entity(namespace, collection, name, f"{what} name"),
+                           what=f"delete {what} {name}", params=params, request_id=request_id)
+
+    def put_package(self, name: str, body: dict, *, namespace: str | None = None,
+                    overwrite: bool = False, request_id: str | None = None) -> dict:
+        return self._put_entity("packages", name, body, namespace, overwrite, request_id)
+
+    def delete_package(self, name: str, *, namespace: str | None = None, force: bool = False,
+                       request_id: str | None = None) -> dict:
+        """Delete a package; OpenWhisk answers 409 for one with actions unless ``force``."""
+        return self._delete_entity("packages", name, namespace, request_id,
+                                   params={"force": "true"} if force else None)
+
+    def put_trigger(self, name: str, body: dict, *, namespace: str | None = None,
+                    overwrite: bool = False, request_id: str | None = None) -> dict:
+        return self._put_entity("triggers", name, body, namespace, overwrite, request_id)
+
+    def delete_trigger(self, name: str, *, namespace: str | None = None,
+                       request_id: str | None = None) -> dict:
+        return self._delete_entity("triggers", name, namespace, request_id)
+
+    def put_rule(self, name: str, body: dict, *, namespace: str | None = None,
+                 overwrite: bool = False, request_id: str | None = None) -> dict:
+        return self._put_entity("rules", name, body, namespace, overwrite, request_id)
+
+    def delete_rule(self, name: str, *, namespace: str | None = None,
+                    request_id: str | None = None) -> dict:
+        return self._delete_entity("rules", name, namespace, request_id)
+
+    # --- the system catalog: feeds and the API gateway -------------------------------------------
+    # OpenWhisk's feed and apimgmt protocols hand the caller's namespace key to the system action
+    # (the alarms provider fires the trigger with it; the gateway calls the backend with it), so
+    # the key is added here, and only for actions of SYSTEM_NAMESPACE, never any other.
+
+    def _key_text(self) -> str:
+        return ":".join(self._auth)
+
+    def invoke_feed(self, feed: str, lifecycle_event: str, trigger: str, params: dict, *,
+                    namespace: str, request_id: str | None = None,
+                    read_timeout: float | None = None,
+                    ) -> Activation | ActivationPending | ActionResult:
+        """Run one lifecycle event (CREATE, READ, UPDATE, DELETE...) of a system feed action
+        for ``/namespace/trigger``, blocking, as OpenWhisk's CLI does."""
+        feed_ns, feed_action = split_system_path(feed)
+        payload = {**params, "lifecycleEvent": lifecycle_event,
+                   "triggerName": f"/{check_namespace(namespace)}/{check_name(trigger)}",
+                   "authKey": self._key_text()}
+        return self.invoke_action(feed_action, payload, namespace=feed_ns, blocking=True,
+                                  request_id=request_id, read_timeout=read_timeout)
+
+    def _apimgmt(self, method: str, operation: str, *, params: dict[str, Any],
+                 json_body: Any = None, request_id: str | None = None) -> Any:
+        what = f"apimgmt {operation}"
+        path = f"/api/v1/web/{SYSTEM_NAMESPACE}/apimgmt/{operation}.http"
+        response = self._request(method, path, what=what, params=params, json_body=json_body,
+                                 request_id=request_id, idempotent=method == "GET")
+        if response.status_code != 200:
+            raise answer_error(response, what)
+        return _json(response)
+
+    def create_api(self, apidoc: dict, *, response_type: str = "json",
+                   request_id: str | None = None) -> dict:
+        """``createApi``: a route on the gateway; the backend is called with this client's key."""
+        action = dict(apidoc.get("action") or {})
+        action["authkey"] = self._key_text()
+        body = self._apimgmt("POST", "createApi", params={"responsetype": response_type},
+                             json_body={"apidoc": {**apidoc, "action": action}},
+                             request_id=request_id)
+        return body if isinstance(body, dict) else {}
+
+    def get_apis(self, *, basepath: str | None = None, relpath: str | None = None,
+                 operation: str | None = None, request_id: str | None = None) -> dict:
+        """``getApi``: ``{"apis": [{"id", "key", "value": {..., "apidoc": swagger}}]}``."""
+        params = {k: v for k, v in (("basepath", basepath), ("relpath", relpath),
+                                    ("operation", operation)) if v}
+        body = self._apimgmt("GET", "getApi", params=params, request_id=request_id)
+        return body if isinstance(body, dict) else {"apis": []}
+
+    def delete_api(self, *, basepath: str, relpath: str | None = None,
+                   operation: str | None = None, request_id: str | None = None) -> None:
+        params = {k: v for k, v in (("basepath", basepath), ("relpath", relpath),
+                                    ("operation", operation)) if v}
+        self._apimgmt("DELETE", "deleteApi", params=params, request_id=request_id)
+
+    def web_action_url(self, action: str, *, namespace: str | None = None,
+                       extension: str = ".http") -> str:
+        """The public URL of a web action, ``/api/v1/web/<ns>/<package|default>/<action>``."""
+        package, name = split_action(action)
+        return (f"{self.api_host}/api/v1/web/{self._ns(namespace)}/"
+                f"{path_segment(package or 'default')}/{path_segment(name)}{extension}")
 
 
 def _json_text(value: Any) -> str:

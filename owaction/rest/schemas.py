@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from owaction.auth import ALL_PERMISSIONS
 from owaction.service import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, MAX_CALLBACK_URL
 
-Permission = Literal["execute_actions", "read"]
+Permission = Literal["execute_actions", "read", "manage"]
 assert set(Permission.__args__) == set(ALL_PERMISSIONS)  # noqa: S101 - a drift guard at import
 
 JsonObject = dict[str, Any]
@@ -80,7 +80,8 @@ class TokenRequest(Body):
         description="the service to issue for; must be the key's own service",
     )
     permissions: list[Permission] | None = Field(
-        default=None, description="narrow the token to these permissions (default: all)",
+        default=None, description="narrow the token to these permissions (default: all the "
+        "key carries; more is 403)",
     )
 
 
