@@ -3,14 +3,18 @@
 A  the backend, called directly (the ceiling)
 B  a bare Flask forwarder under gunicorn-gevent (bench.bare_rest)
 C  owaction REST, on SQLite and on PostgreSQL
+R  owaction REST's router path (POST /api/v1/execute, a fresh session_id per call), same servers
 D  a bare grpcio forwarder (bench.bare_grpc)
 E  owaction gRPC, on SQLite and on PostgreSQL
 
 For each: throughput, p50, p99 and server CPU per request at the same concurrency levels, with the
 same load generators (wrk for HTTP, bench.grpc_load for gRPC); then a burst of one-second
 invocations all in flight at once; then the RSS after start-up and after 10,000 requests. The
-machine is shared and noisy, so the ratios C/B and E/D, measured in the same run, are what count.
-Prints a table with the issue's targets (met / missed) and writes bench/results.json.
+machine is shared and noisy, so the servers compared run side by side and their measures
+interleave in rounds (B C R ... then ... R C B), so that a change of load from other work hits
+them alike; the ratios C/B, R/B and E/D from one run are what count. ``--profile`` (``make bench
+PROFILE=1``) samples one REST worker of each variant with py-spy and prints owaction's top five
+functions. Prints a table with the issue's targets (met / missed) and writes bench/results.json.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,17 +52,24 @@ RESULTS = ROOT / "bench" / "results.json"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 HOLD_ACTION = "hold-1000"
 LEAK_REQUESTS = 10_000
-# Targets from issue 8.
+# Targets from issue 12.
 TARGET_RATIO = 0.75
-TARGET_BURST_FACTOR = 1.25
+TARGET_ROUTER_RATIO = 0.70
+TARGET_BURST_FACTOR = {"postgres": 1.25, "sqlite": 1.5}
 TARGET_IDLE_RSS_MB = 80.0
 TARGET_RSS_GROWTH = 0.10
+DB_POOL_SIZE = 10
+COMMANDS_YAML = 'commands:\n  "#hello":\n    action: hello\n'
+# The router's body with a fresh session_id per request: a repeat would be a replay.
+ROUTER_BODY = ('{"command": "#hello", "args": "bench", "user_id": "u1", "entity_id": "e1", '
+               '"community_id": "c1", "session_id": "%s", "message": "#hello bench"}')
 
 WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 {auth}
+{request}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -65,6 +77,22 @@ done = function(summary, latency, requests)
     '"status":%d,"timeout":%d,"p50_us":%d,"p99_us":%d}}\\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+# wrk runs a Lua state per thread; setup numbers them so session ids never repeat.
+WRK_FRESH_SESSION = """\
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local n = 0
+request = function()
+  n = n + 1
+  local sid = string.format("{prefix}-%d-%d", tid, n)
+  return wrk.format(nil, nil, nil, string.format('{template}', sid))
 end
 """
 
@@ -175,7 +203,10 @@ class Bench:
 
     def module_env(self, backend_url: str, database_url: str, name: str) -> dict[str, str]:
         data = self.work / name
+        commands = self.work / "commands.yaml"
+        commands.write_text(COMMANDS_YAML)
         return {
+            "COMMANDS_FILE": str(commands),
             "OPENWHISK_API_HOST": backend_url,
             "MODULE_SECRET_KEY": self.secret,
             "ALLOWED_SERVICES": "bench",
@@ -258,9 +289,13 @@ class Bench:
 
     def wrk(self, url: str, *, connections: int, duration: float, body: str,
             token: str | None) -> dict[str, Any]:
+        """One wrk run; a ``body`` containing ``%s`` gets a fresh session id per request."""
         script = self.work / f"wrk-{uuid.uuid4().hex[:6]}.lua"
         auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
-        script.write_text(WRK_SCRIPT.format(body=body, auth=auth))
+        fresh = WRK_FRESH_SESSION.replace("{prefix}", uuid.uuid4().hex[:12]).replace(
+            "{template}", body) if "%s" in body else ""
+        script.write_text(WRK_SCRIPT.format(body=body.replace("%s", "warmup"), auth=auth,
+                                            request=fresh))
         threads = max(1, min(2, connections))
         proc = subprocess.run(
             [self.wrk_path, f"-t{threads}", f"-c{connections}",
@@ -289,42 +324,86 @@ class Bench:
 
     # --- phases
 
-    def http_phase(self, name: str, server: Server, url: str, token: str | None,
-                   body: str) -> list[Measure]:
+    def http_load(self, url: str, token: str | None, body: str) -> Callable[[int, float], dict]:
+        """A load step for an HTTP target: wrk at ``level`` connections for ``seconds``."""
+        def send(level: int, seconds: float) -> dict:
+            res = self.wrk(url, connections=level, duration=seconds, body=body, token=token)
+            return {"requests": res["requests"], "counted": res["requests"],
+                    "seconds": res["duration_us"] / 1e6, "p50_ms": res["p50_us"] / 1000,
+                    "p99_ms": res["p99_us"] / 1000,
+                    "errors": {k: res[k] for k in ("connect", "read", "write", "status",
+                                                   "timeout") if res[k]}}
+        return send
+
+    def grpc_step(self, target: str, token: str) -> Callable[[int, float], dict]:
+        """A load step for a gRPC target: bench.grpc_load at ``level`` calls in flight."""
+        def send(level: int, seconds: float) -> dict:
+            res = self.grpc_load(target, token, level=level, duration=seconds)
+            return {"requests": res["total_requests"], "counted": res["requests"],
+                    "seconds": seconds, "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
+                    "errors": res["errors"]}
+        return send
+
+    def interleaved(self, targets: list[tuple[str, Server, Callable[[int, float], dict]]]
+                    ) -> list[Measure]:
+        """Each target at each level, in ``--rounds`` rounds of alternating order (A B C, then
+        C B A, ...), so that the load other work puts on the machine meanwhile hits them alike.
+        CPU is each server's own, so targets sharing a server are measured one at a time."""
         out = []
-        # Warm-up: connections, pools and lazy imports are not part of the measure.
-        self.wrk(url, connections=self.args.levels[-1], duration=1, body=body, token=token)
+        rounds = max(1, self.args.rounds)
+        for _name, _, send in targets:  # warm-up: pools, connections, lazy imports
+            send(self.args.levels[-1], 1)
         for level in self.args.levels:
-            cpu_before = server.cpu_seconds()
-            res = self.wrk(url, connections=level, duration=self.args.duration, body=body,
-                           token=token)
-            cpu = server.cpu_seconds() - cpu_before
-            n = res["requests"]
-            errors = {k: res[k] for k in ("connect", "read", "write", "status", "timeout")
-                      if res[k]}
-            m = Measure(name, level, n / (res["duration_us"] / 1e6), res["p50_us"] / 1000,
-                        res["p99_us"] / 1000, cpu * 1000 / n if n else None, n, errors)
-            self.served[name] = self.served.get(name, 0) + n
-            log(f"{name} c={level}: {m.rps:.0f} req/s p50 {m.p50_ms:.1f} ms "
-                f"p99 {m.p99_ms:.1f} ms cpu {m.cpu_ms_per_request or 0:.2f} ms/req {errors}")
-            out.append(m)
+            acc = {name: {"requests": 0, "counted": 0, "seconds": 0.0, "cpu": 0.0, "p50": [],
+                          "p99": [], "errors": {}} for name, _, _ in targets}
+            for r in range(rounds):
+                for name, server, send in (targets if r % 2 == 0 else targets[::-1]):
+                    cpu_before = server.cpu_seconds()
+                    res = send(level, self.args.duration / rounds)
+                    a = acc[name]
+                    a["cpu"] += server.cpu_seconds() - cpu_before
+                    for key in ("requests", "counted", "seconds"):
+                        a[key] += res[key]
+                    a["p50"].append(res["p50_ms"])
+                    a["p99"].append(res["p99_ms"])
+                    for kind, n in res["errors"].items():
+                        a["errors"][kind] = a["errors"].get(kind, 0) + n
+            for name, _, _ in targets:
+                a = acc[name]
+                n = a["requests"]
+                p50s = sorted(v for v in a["p50"] if v is not None)
+                p99s = [v for v in a["p99"] if v is not None]
+                m = Measure(name, level, a["counted"] / a["seconds"] if a["seconds"] else 0,
+                            p50s[len(p50s) // 2] if p50s else None, max(p99s, default=None),
+                            a["cpu"] * 1000 / n if n else None, n, a["errors"])
+                self.served[name.replace("R-", "C-")] = (
+                    self.served.get(name.replace("R-", "C-"), 0) + n)
+                log(f"{name} c={level}: {m.rps:.0f} req/s p50 {m.p50_ms or 0:.1f} ms "
+                    f"p99 {m.p99_ms or 0:.1f} ms cpu {m.cpu_ms_per_request or 0:.2f} ms/req "
+                    f"{m.errors}")
+                out.append(m)
         return out
 
-    def grpc_phase(self, name: str, server: Server, target: str, token: str) -> list[Measure]:
-        out = []
-        for level in self.args.levels:
-            cpu_before = server.cpu_seconds()
-            res = self.grpc_load(target, token, level=level, duration=self.args.duration)
-            cpu = server.cpu_seconds() - cpu_before
-            total = res["total_requests"]
-            m = Measure(name, level, res["rps"], res["p50_ms"], res["p99_ms"],
-                        cpu * 1000 / total if total else None, res["requests"], res["errors"])
-            self.served[name] = self.served.get(name, 0) + total
-            log(f"{name} c={level}: {m.rps:.0f} req/s p50 {m.p50_ms or 0:.1f} ms "
-                f"p99 {m.p99_ms or 0:.1f} ms cpu {m.cpu_ms_per_request or 0:.2f} ms/req "
-                f"{res['errors']}")
-            out.append(m)
-        return out
+    def profile(self, name: str, server: Server, send: Callable[[int, float], dict]) -> dict:
+        """owaction's top functions in one worker of ``server`` while ``send`` loads it."""
+        import threading
+
+        from bench import profile
+
+        seconds = min(self.args.duration, 6.0)
+        pid = next((p.pid for p in server.children()), server.pid)
+        raw = self.work / f"profile-{name}.txt"
+        load = threading.Thread(target=send, args=(self.args.levels[0], seconds + 2))
+        load.start()
+        time.sleep(1)
+        got = profile.record(pid, seconds, raw)
+        load.join()
+        if got is None:
+            log(f"profile {name}: py-spy is missing or failed (pip install py-spy)")
+            return {}
+        top = profile.top_functions(got)
+        log(f"profile {name}: {top}")
+        return top
 
     def http_burst(self, name: str, server: Server, url: str, body: str, token: str | None,
                    *, pg=None) -> dict[str, Any]:
@@ -371,7 +450,7 @@ class Bench:
 
     def top_up(self, name: str, send) -> None:
         """Bring the requests a server has handled up to LEAK_REQUESTS."""
-        while self.served.get(name, 0) < LEAK_REQUESTS:
+        while self.served.get(name, 0) < self.args.leak_requests:
             self.served[name] = self.served.get(name, 0) + send()
 
 
@@ -416,93 +495,111 @@ def run(args: argparse.Namespace) -> int:
             invoke_path = "/api/v1/namespaces/guest/actions"
 
             # A: the ceiling, and the burst straight to the backend.
-            a = bench.http_phase("A", backend,
-                                 f"{backend_url}{invoke_path}/hello?blocking=true&result=false",
-                                 None, '{"name": "bench"}')
+            a = bench.interleaved([("A", backend, bench.http_load(
+                f"{backend_url}{invoke_path}/hello?blocking=true&result=false", None,
+                '{"name": "bench"}'))])
             res["throughput"] += [m.__dict__ for m in a]
             res["burst"]["A"] = bench.http_burst(
                 "A", backend, f"{backend_url}{invoke_path}/{HOLD_ACTION}?blocking=true", "{}",
                 None)
 
-            # B: the bare REST forwarder.
-            b_server = bench.start_bare_rest(backend_url)
-            try:
-                url = f"http://127.0.0.1:{b_server.port}/api/v1/actions/invoke"
-                res["throughput"] += [m.__dict__ for m in
-                                      bench.http_phase("B", b_server, url, None, body)]
-                res["burst"]["B"] = bench.http_burst("B", b_server, url, hold_body, None)
-            finally:
-                b_server.stop()
-
             databases = [("sqlite", f"sqlite://{work}/rest.sqlite")]
             if pg_url:
                 databases.append(("postgres", pg_url))
-            worker = None
-            for db_name, db_url in databases:
-                name = f"C-{db_name}"
-                env = bench.module_env(backend_url, db_url, name)
-                token = bench.token(env)
-                server = bench.start_rest(name, env)
-                idle = rss_of(server, children_only=True)
-                if db_name == "postgres":
-                    worker = bench.start_worker(env)
+            # B, and C and R on every database, all up at once and measured interleaved.
+            rest: list[tuple[str, Server, Callable[[int, float], dict]]] = []
+            stops: list[Server] = []
+            try:
+                b_server = bench.start_bare_rest(backend_url)
+                stops.append(b_server)
+                b_url = f"http://127.0.0.1:{b_server.port}/api/v1/actions/invoke"
+                rest.append(("B", b_server, bench.http_load(b_url, None, body)))
+                modules = {}
+                for db_name, db_url in databases:
+                    name = f"C-{db_name}"
+                    env = bench.module_env(backend_url, db_url, name)
+                    token = bench.token(env)
+                    server = bench.start_rest(name, env)
+                    stops.append(server)
+                    base = f"http://127.0.0.1:{server.port}/api/v1"
+                    modules[db_name] = (name, env, token, server, base)
+                    res["memory"][name] = {"rest_worker_idle_mb": rss_of(server,
+                                                                         children_only=True)}
+                    rest.append((name, server, bench.http_load(f"{base}/actions/invoke", token,
+                                                               body)))
+                    rest.append((f"R-{db_name}", server, bench.http_load(
+                        f"{base}/execute", token, ROUTER_BODY)))
+                worker = None
+                if "postgres" in modules:
+                    worker = bench.start_worker(modules["postgres"][1])
                     stack.callback(worker.stop)
                     time.sleep(1.5)
                     res["memory"]["worker_idle_mb"] = rss_of(worker, children_only=False)
-                try:
-                    url = f"http://127.0.0.1:{server.port}/api/v1/actions/invoke"
-                    res["throughput"] += [m.__dict__ for m in
-                                          bench.http_phase(name, server, url, token, body)]
+                res["throughput"] += [m.__dict__ for m in bench.interleaved(rest)]
+                if args.profile:
+                    res["profile"] = {name: bench.profile(name, server, send)
+                                      for name, server, send in rest if name[0] in "CR"}
+
+                res["burst"]["B"] = bench.http_burst("B", b_server, b_url, hold_body, None)
+                for db_name, (name, _, token, server, base) in modules.items():
+                    url = f"{base}/actions/invoke"
                     pg = (pg_admin, pg_name) if db_name == "postgres" else None
                     res["burst"][name] = bench.http_burst(name, server, url, hold_body, token,
                                                           pg=pg)
                     # After the burst: the heap has seen its peak concurrency once.
-                    warm = rss_of(server, children_only=True)
+                    res["memory"][name]["rest_worker_warm_mb"] = rss_of(server,
+                                                                        children_only=True)
+                for db_name, (name, _, token, server, base) in modules.items():
+                    url = f"{base}/actions/invoke"
                     bench.top_up(name, lambda url=url, token=token: bench.wrk(
                         url, connections=16, duration=3, body=body, token=token)["requests"])
-                    res["memory"][name] = {
-                        "rest_worker_idle_mb": idle,
-                        "rest_worker_warm_mb": warm,
+                    res["memory"][name].update({
                         "rest_worker_after_mb": rss_of(server, children_only=True),
                         "requests": bench.served[name],
-                    }
+                    })
                     if db_name == "postgres":
                         _async_for_worker(bench, server, token, res)
-                finally:
+            finally:
+                for server in stops:
                     server.stop()
 
-            # D: the bare gRPC forwarder; E: owaction gRPC.
-            d_server = bench.start_bare_grpc(backend_url)
+            # D: the bare gRPC forwarder; E: owaction gRPC; side by side, interleaved.
+            grpc_targets: list[tuple[str, Server, Callable[[int, float], dict]]] = []
+            stops = []
             try:
-                target = f"127.0.0.1:{d_server.port}"
-                res["throughput"] += [m.__dict__ for m in
-                                      bench.grpc_phase("D", d_server, target, "none")]
-                res["burst"]["D"] = bench.grpc_burst("D", d_server, target, "none")
-            finally:
-                d_server.stop()
-            for db_name, db_url in databases:
-                name = f"E-{db_name}"
-                env = bench.module_env(backend_url, db_url, name)
-                token = bench.token(env)
-                server = bench.start_grpc(name, env)
-                time.sleep(0.5)
-                idle = rss_of(server, children_only=False)
-                try:
+                d_server = bench.start_bare_grpc(backend_url)
+                stops.append(d_server)
+                d_target = f"127.0.0.1:{d_server.port}"
+                grpc_targets.append(("D", d_server, bench.grpc_step(d_target, "none")))
+                grpc_servers = {}
+                for db_name, db_url in databases:
+                    name = f"E-{db_name}"
+                    env = bench.module_env(backend_url, db_url, name)
+                    token = bench.token(env)
+                    server = bench.start_grpc(name, env)
+                    stops.append(server)
+                    time.sleep(0.5)
+                    res["memory"][name] = {"grpc_process_idle_mb": rss_of(server,
+                                                                          children_only=False)}
                     target = f"127.0.0.1:{server.port}"
-                    res["throughput"] += [m.__dict__ for m in
-                                          bench.grpc_phase(name, server, target, token)]
+                    grpc_servers[db_name] = (name, token, server, target)
+                    grpc_targets.append((name, server, bench.grpc_step(target, token)))
+                res["throughput"] += [m.__dict__ for m in bench.interleaved(grpc_targets)]
+                res["burst"]["D"] = bench.grpc_burst("D", d_server, d_target, "none")
+                for db_name, (name, token, server, target) in grpc_servers.items():
                     pg = (pg_admin, pg_name) if db_name == "postgres" else None
                     res["burst"][name] = bench.grpc_burst(name, server, target, token, pg=pg)
-                    warm = rss_of(server, children_only=False)
+                    res["memory"][name]["grpc_process_warm_mb"] = rss_of(server,
+                                                                         children_only=False)
+                for name, token, server, target in grpc_servers.values():
                     bench.top_up(name, lambda target=target, token=token: bench.grpc_load(
                         target, token, level=16, duration=3, warmup=0)["total_requests"])
-                    res["memory"][name] = {
-                        "grpc_process_idle_mb": idle,
-                        "grpc_process_warm_mb": warm,
+                    res["memory"][name].update({
                         "grpc_process_after_mb": rss_of(server, children_only=False),
                         "requests": bench.served[name],
-                    }
-                finally:
+                    })
+            finally:
+                for server in stops:
                     server.stop()
             if worker is not None:
                 res["memory"]["worker_after_mb"] = rss_of(worker, children_only=False)
@@ -536,43 +633,54 @@ def _by(res: dict, target: str, level: int) -> dict | None:
 
 
 def targets(res: dict) -> list[dict[str, Any]]:
-    """Each target of issue 8 with the measured figure and met / missed."""
+    """Each target of issue 12 with the measured figure and met / missed; the throughput
+    targets carry both servers' CPU per request."""
     out = []
 
-    def add(what: str, value: Any, met: bool | None) -> None:
-        out.append({"target": what, "value": value,
+    def add(what: str, value: Any, met: bool | None, **extra: Any) -> None:
+        out.append({"target": what, "value": value, **extra,
                     "met": met, "verdict": "n/a" if met is None else ("met" if met else "MISSED")})
 
     for level in res["levels"]:
         for variant in ("sqlite", "postgres"):
-            for ours, bare, rule in (("C", "B", "C/B"), ("E", "D", "E/D")):
+            for ours, bare, rule, goal in (("C", "B", "REST/bare", TARGET_RATIO),
+                                           ("R", "B", "execute/bare", TARGET_ROUTER_RATIO),
+                                           ("E", "D", "gRPC/bare", TARGET_RATIO)):
                 m, ref = _by(res, f"{ours}-{variant}", level), _by(res, bare, level)
-                if m and ref and ref["rps"]:
-                    ratio = m["rps"] / ref["rps"]
-                    add(f"{rule} >= {TARGET_RATIO} ({variant}, c={level})", round(ratio, 2),
-                        ratio >= TARGET_RATIO)
+                if not (m and ref and ref["rps"]):
+                    continue
+                ratio = m["rps"] / ref["rps"]
+                cpu, ref_cpu = m["cpu_ms_per_request"], ref["cpu_ms_per_request"]
+                add(f"{rule} req/s >= {goal} ({variant}, c={level})", round(ratio, 2),
+                    ratio >= goal, cpu_ms=_round(cpu), bare_cpu_ms=_round(ref_cpu))
+                if cpu and ref_cpu:
+                    # The same budget in CPU: 0.75 of the throughput is 1.33 x the CPU.
+                    factor, most = cpu / ref_cpu, round(1 / goal, 2)
+                    add(f"{rule} CPU per request <= {most} x bare's ({variant}, c={level})",
+                        round(factor, 2), factor <= most, cpu_ms=_round(cpu),
+                        bare_cpu_ms=_round(ref_cpu))
     burst = res["burst"]
     for variant in ("sqlite", "postgres"):
         c = burst.get(f"C-{variant}")
         if c and "B" in burst:
             factor = c["wall_s"] / burst["B"]["wall_s"]
-            add(f"REST burst wall <= {TARGET_BURST_FACTOR} x bare ({variant})",
-                round(factor, 2), factor <= TARGET_BURST_FACTOR)
+            add(f"REST burst wall <= {TARGET_BURST_FACTOR[variant]} x bare ({variant})",
+                round(factor, 2), factor <= TARGET_BURST_FACTOR[variant])
             add(f"REST burst errors == 0 ({variant})", sum(c["errors"].values()),
                 not c["errors"])
         e = burst.get(f"E-{variant}")
         if e and "D" in burst:
             factor = e["wall_s"] / burst["D"]["wall_s"]
-            add(f"gRPC burst wall <= {TARGET_BURST_FACTOR} x bare ({variant})",
-                round(factor, 2), factor <= TARGET_BURST_FACTOR)
+            add(f"gRPC burst wall <= {TARGET_BURST_FACTOR['postgres']} x bare ({variant}; "
+                "issue 8)", round(factor, 2), factor <= TARGET_BURST_FACTOR["postgres"])
             add(f"gRPC burst errors == 0 ({variant})", sum(e["errors"].values()),
                 not e["errors"])
     for name in ("C-postgres", "E-postgres"):
         b = burst.get(name)
         if b and "peak_db_connections_per_process" in b:
             peak = b["peak_db_connections_per_process"]
-            add(f"{name} burst DB connections per process <= DB_POOL_SIZE (10)", peak,
-                peak <= 10)
+            add(f"{name} burst DB connections per process <= DB_POOL_SIZE ({DB_POOL_SIZE})",
+                peak, peak <= DB_POOL_SIZE)
     mem = res["memory"]
     for name, idle_key, after_key in (
         ("C-sqlite", "rest_worker_idle_mb", "rest_worker_after_mb"),
@@ -602,6 +710,10 @@ def targets(res: dict) -> list[dict[str, Any]]:
     return out
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
 def _fmt(value: Any, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -613,7 +725,7 @@ def report(res: dict) -> str:
     lines.append(f"{'target':<12} {'conc':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
                  f"{'CPU ms/req':>10} {'ratio':>7}  errors")
     for m in res["throughput"]:
-        ref = {"C": "B", "E": "D"}.get(m["target"][0])
+        ref = {"C": "B", "R": "B", "E": "D"}.get(m["target"][0])
         base = _by(res, ref, m["level"]) if ref else None
         ratio = m["rps"] / base["rps"] if base and base["rps"] else None
         lines.append(f"{m['target']:<12} {m['level']:>5} {m['rps']:>8.0f} {_fmt(m['p50_ms']):>8} "
@@ -629,21 +741,37 @@ def report(res: dict) -> str:
     lines += ["", "memory (RSS MB)"]
     for name, m in res["memory"].items():
         lines.append(f"  {name}: {m}")
-    lines += ["", "targets (issue 8)"]
+    for name, top in res.get("profile", {}).items():
+        if not top:
+            continue
+        lines += ["", f"profile {name} (py-spy, one worker, {top['samples']} samples; a sample "
+                      "is charged to the innermost owaction frame; outside owaction "
+                      f"{top['outside_share'] * 100:.0f} %)"]
+        lines += [f"  {t['share'] * 100:5.1f} %  {t['function']}" for t in top["top"]]
+    lines += ["", "targets (issue 12; ratios from servers measured side by side, interleaved)"]
     for t in res["targets"]:
-        lines.append(f"  [{t['verdict']:>6}] {t['target']}: {t['value']}")
+        cpu = (f"  [CPU ms/req {_fmt(t['cpu_ms'], '.2f')} vs bare {_fmt(t['bare_cpu_ms'], '.2f')}]"
+               if "cpu_ms" in t else "")
+        lines.append(f"  [{t['verdict']:>6}] {t['target']}: {t['value']}{cpu}")
     lines.append(f"\nfull results: {RESULTS.relative_to(ROOT)}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="owaction benchmarks (issue 8)")
+    parser = argparse.ArgumentParser(description="owaction benchmarks (issue 12)")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measure")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")],
                         default=[16, 64], help="concurrency levels, comma-separated")
     parser.add_argument("--burst", type=int, default=1000, help="REST calls in the burst")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--grpc-workers", type=int, default=64)
+    parser.add_argument("--leak-requests", type=int, default=LEAK_REQUESTS,
+                        help="requests each server has served when its RSS is read again")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved rounds per level (the duration is split among them)")
+    parser.add_argument("--profile", action="store_true",
+                        default=bool(os.environ.get("PROFILE")),
+                        help="py-spy one REST worker of each variant (also PROFILE=1)")
     parser.add_argument("--no-nginx", action="store_true", help="use the gevent backend only")
     return run(parser.parse_args(argv))
 
