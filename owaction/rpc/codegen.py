@@ -1,9 +1,10 @@
 """Regenerate the protobuf and gRPC code from ``proto/openwhisk_action.proto``.
 
 ``python -m owaction.rpc.codegen`` (``make proto``) writes ``openwhisk_action_pb2.py`` and
-``openwhisk_action_pb2_grpc.py`` into this package, plus a copy of the ``.proto`` so an
-installed package carries its contract. protoc emits ``import openwhisk_action_pb2``, which only
-works with the output folder on ``sys.path``; the one fix applied makes it package-relative.
+``openwhisk_action_pb2_grpc.py`` into this package; ``proto/`` keeps the one ``.proto`` (an
+installed server serves its contract through reflection). protoc emits
+``import openwhisk_action_pb2``, which only works with the output folder on ``sys.path``; the
+one fix applied makes it package-relative.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROTO = ROOT / "proto" / "openwhisk_action.proto"
 PACKAGE_DIR = Path(__file__).resolve().parent
 STEM = "openwhisk_action"
-GENERATED = (f"{STEM}_pb2.py", f"{STEM}_pb2_grpc.py", f"{STEM}.proto")
+GENERATED = (f"{STEM}_pb2.py", f"{STEM}_pb2_grpc.py")
 
 _ABSOLUTE_IMPORT = f"import {STEM}_pb2 as "
 _RELATIVE_IMPORT = f"from . import {STEM}_pb2 as "
@@ -59,7 +60,6 @@ def generate(out_dir: Path, proto: Path = PROTO) -> list[Path]:
         if _ABSOLUTE_IMPORT not in text:
             raise CodegenError(f"generated gRPC code lacks {_ABSOLUTE_IMPORT!r}; protoc changed")
         grpc_file.write_text(text.replace(_ABSOLUTE_IMPORT, _RELATIVE_IMPORT, 1))
-        shutil.copyfile(proto, target / f"{STEM}.proto")
         written = []
         for name in GENERATED:
             shutil.copyfile(target / name, out_dir / name)

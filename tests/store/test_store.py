@@ -16,6 +16,7 @@ from owaction.store import (
     DuplicateIdempotencyKey,
     ExecutionRecord,
     StoreUnavailable,
+    schema,
 )
 from tests.store.conftest import pending
 from tests.store.helpers import held_session
@@ -40,7 +41,7 @@ def test_store_unavailable_is_the_domain_unavailable_error():
 
 def test_migrate_creates_every_column_and_index(store, db_url):
     with store.session() as db:
-        columns = store._existing_columns(db)
+        columns = schema.existing_columns(store, db)
         if store.is_postgres:
             indexes = {r[0]: r[1] for r in db.executesql(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (TABLE,))}
@@ -368,3 +369,8 @@ def test_ping_answers_true_on_a_live_database(store):
 def test_repr_does_not_show_the_url(db_url, make_store):
     store = make_store(db_url.replace("postgres@", "postgres:hunter2@"))
     assert "hunter2" not in repr(store)
+
+
+def test_the_record_has_exactly_the_tables_columns_in_order():
+    assert [name for name, _, _ in schema.COLUMNS] == [
+        f for f in ExecutionRecord.__dataclass_fields__]

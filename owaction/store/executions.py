@@ -1,0 +1,298 @@
+"""Executions: record, accept and complete them; read, find and page through them.
+
+``execution_id`` is ``secrets.token_hex(16)``: 128 random bits from the OS CSPRNG, so ids are
+unique in practice (and the unique index enforces it) and cannot be guessed from one another.
+Raw SQL here interpolates only constants (the table name, column and status names); every value
+travels as a placeholder.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import secrets
+from typing import Any
+
+from owaction.errors import InvalidInput
+from owaction.store import values
+from owaction.store.errors import DuplicateIdempotencyKey
+from owaction.store.records import (
+    ACCEPTED,
+    ACTION_TYPES,
+    FINAL,
+    IN_FLIGHT,
+    MAX_LIST_LIMIT,
+    PENDING,
+    STATUSES,
+    SUCCEEDED,
+    ExecutionRecord,
+    from_row,
+)
+from owaction.store.schema import INSERT_COLUMNS, TABLE
+from owaction.store.session import Database
+
+
+def _insert_sql(placeholder: str) -> str:
+    columns = ", ".join(f'"{c}"' for c in INSERT_COLUMNS)
+    marks = ", ".join([placeholder] * len(INSERT_COLUMNS))
+    return f'INSERT INTO "{TABLE}" ({columns}) VALUES ({marks})'  # noqa: S608
+
+
+# The two writes every call makes go out as plain SQL: PyDAL's query building costs more CPU
+# than the database does for them.
+_INSERT_SQL = {p: _insert_sql(p) for p in ("%s", "?")}
+
+
+def _encode_cursor(created_at: dt.datetime, row_id: int) -> str:
+    raw = json.dumps([values.sql_time(created_at), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, row_id = json.loads(raw)
+        dt.datetime.strptime(created, "%Y-%m-%d %H:%M:%S")
+        if not isinstance(row_id, int) or isinstance(row_id, bool):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidInput("cursor is not one this service issued", code="invalid_cursor") from None
+    return created, row_id
+
+
+class Executions(Database):
+    """The execution rows' lifecycle and reads."""
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def create_pending(
+        self,
+        *,
+        namespace: str,
+        action_name: str,
+        action_type: str,
+        payload: Any,
+        blocking: bool,
+        timeout: int | None,
+        source: str | None,
+        caller: str | None,
+        request_id: str | None,
+        idempotency_key: str | None = None,
+        trace_id: str | None = None,
+        request_hash: str | None = None,
+        callback_url: str | None = None,
+        cached: bool = False,
+    ) -> ExecutionRecord:
+        """Record a new execution as ``pending``.
+
+        Raises ``DuplicateIdempotencyKey`` (carrying the existing record) when the caller
+        already used ``idempotency_key``.
+        """
+        if action_type not in ACTION_TYPES:
+            raise ValueError(f"unknown action_type {action_type!r}")
+        now = values.now()
+        fields = {
+            "execution_id": secrets.token_hex(16),
+            "namespace": namespace,
+            "action_name": action_name,
+            "action_type": action_type,
+            "payload": values.dumps(payload),
+            "blocking": bool(blocking),
+            "timeout": timeout,
+            "activation_id": None,
+            "result": None,
+            "duration_ms": None,
+            "status": PENDING,
+            "success": None,
+            "error": None,
+            "created_at": now,
+            "completed_at": None,
+            "source": source,
+            "caller": caller,
+            "request_id": request_id,
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+            "status_code": None,
+            "updated_at": now,
+            "trace_id": trace_id,
+            "cached": bool(cached),
+            "callback_url": callback_url,
+            "lease_owner": None,
+            "lease_until": None,
+            "attempts": 0,
+        }
+        params = tuple(values.sql_value(fields[c]) for c in INSERT_COLUMNS)
+        try:
+            self.write(_INSERT_SQL[self.placeholder], params)
+        except self.integrity_errors as exc:
+            mine = self.get(fields["execution_id"])
+            if mine is None or mine.request_hash != request_hash or mine.caller != caller:
+                if idempotency_key is not None:
+                    existing = self.find_by_idempotency_key(caller, idempotency_key)
+                    if existing is not None:
+                        raise DuplicateIdempotencyKey(existing) from exc
+                raise
+            # Else the first attempt's commit landed but its answer was lost: the row is ours.
+        fields["payload"] = payload
+        for name in ("created_at", "updated_at"):
+            fields[name] = values.aware(fields[name])
+        return ExecutionRecord(**fields)
+
+    def mark_accepted(
+        self, execution_id: str, *, activation_id: str, status_code: int = 202
+    ) -> bool:
+        """``pending`` -> ``accepted``; False if the row was not pending."""
+        p = self.placeholder
+        sql = (f'UPDATE "{TABLE}" SET status = {p}, activation_id = {p}, '  # noqa: S608
+               f"status_code = {p}, updated_at = {p} WHERE execution_id = {p} AND status = {p}")
+        return self.write(sql, (ACCEPTED.value, activation_id, status_code,
+                                values.sql_time(values.now()), execution_id,
+                                PENDING.value)) > 0
+
+    def complete(
+        self,
+        execution_id: str,
+        *,
+        status: str,
+        success: bool,
+        activation_id: str | None = None,
+        result: Any = None,
+        duration_ms: int | None = None,
+        error: str | None = None,
+        status_code: int | None = None,
+        lease_owner: str | None = None,
+    ) -> bool:
+        """Move an in-flight execution to a final status; False if it was already final.
+
+        With ``lease_owner``, only the holder of the row's lease may complete it.
+        """
+        if status not in FINAL:
+            raise ValueError(f"{status!r} is not a final status")
+        now = values.now()
+        fields: dict[str, Any] = {
+            "status": status, "success": bool(success), "result": values.dumps(result),
+            "duration_ms": duration_ms, "error": error, "completed_at": now, "updated_at": now,
+            "lease_owner": None, "lease_until": None,
+        }
+        if activation_id is not None:
+            fields["activation_id"] = activation_id
+        if status_code is not None:
+            fields["status_code"] = status_code
+        p = self.placeholder
+        sets = ", ".join(f'"{name}" = {p}' for name in fields)
+        where = f"execution_id = {p} AND status IN ({p}, {p})"
+        params = [values.sql_value(v) for v in fields.values()]
+        params += [execution_id, *(s.value for s in IN_FLIGHT)]
+        if lease_owner is not None:
+            where += f" AND lease_owner = {p}"
+            params.append(lease_owner)
+        sql = f'UPDATE "{TABLE}" SET {sets} WHERE {where}'  # noqa: S608
+        return self.write(sql, tuple(params)) > 0
+
+    def forget_idempotency_key(self, execution_id: str) -> bool:
+        """Free an execution's key (it certainly never reached OpenWhisk, so a retry may run)."""
+        with self.session() as db:
+            t = db[TABLE]
+            updated = db(t.execution_id == execution_id).update(
+                idempotency_key=None, updated_at=values.now()
+            )
+        return bool(updated)
+
+    def purge_idempotency(self, older_than: dt.datetime | float) -> int:
+        """Forget idempotency keys of executions created before ``older_than``.
+
+        ``older_than`` is a datetime or an age in seconds. Returns how many keys were dropped.
+        """
+        if isinstance(older_than, dt.datetime):
+            cutoff = values.naive_utc(older_than)
+        else:
+            cutoff = values.now() - dt.timedelta(seconds=older_than)
+        with self.session() as db:
+            t = db[TABLE]
+            return db((t.idempotency_key != None) & (t.created_at < cutoff)).update(  # noqa: E711
+                idempotency_key=None, updated_at=values.now()
+            )
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def _first(self, query_of, *, newest: bool = False) -> ExecutionRecord | None:
+        """The first (or newest) row ``query_of(table)`` selects, as a record."""
+        with self.session() as db:
+            t = db[TABLE]
+            orderby = ~t.id if newest else None
+            row = db(query_of(t)).select(orderby=orderby, limitby=(0, 1)).first()
+        return from_row(row) if row else None
+
+    def get(self, execution_id: str) -> ExecutionRecord | None:
+        return self._first(lambda t: t.execution_id == execution_id)
+
+    def find_by_idempotency_key(self, caller: str | None, key: str) -> ExecutionRecord | None:
+        return self._first(lambda t: (t.caller == caller) & (t.idempotency_key == key))
+
+    def find_cached(self, action_name: str, request_hash: str, *,
+                    max_age: float) -> ExecutionRecord | None:
+        """The newest successful execution of the same request within ``max_age`` seconds."""
+        since = values.now() - dt.timedelta(seconds=max_age)
+        return self._first(
+            lambda t: (t.action_name == action_name) & (t.request_hash == request_hash)
+            & (t.status == SUCCEEDED.value) & (t.created_at >= since),
+            newest=True,
+        )
+
+    def find_by_request_id(self, source: str, request_id: str) -> ExecutionRecord | None:
+        """The newest execution ``source`` recorded under ``request_id`` (router session id)."""
+        return self._first(lambda t: (t.source == source) & (t.request_id == request_id),
+                           newest=True)
+
+    def list(
+        self,
+        *,
+        action_name: str | None = None,
+        action_type: str | None = None,
+        status: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[ExecutionRecord], str | None]:
+        """Newest first, ``limit`` at a time; pass the returned cursor to get the next page.
+
+        Paging is by (created_at, id), so rows inserted meanwhile never shift a page.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_LIST_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
+        if action_type is not None and action_type not in ACTION_TYPES:
+            raise InvalidInput(f"action_type must be one of {', '.join(ACTION_TYPES)}")
+        after = _decode_cursor(cursor) if cursor else None
+        with self.session() as db:
+            t = db[TABLE]
+            query = t.id > 0
+            if action_name is not None:
+                query &= t.action_name == action_name
+            if action_type is not None:
+                query &= t.action_type == action_type
+            if status is not None:
+                query &= t.status == status
+            if since is not None:
+                query &= t.created_at >= values.naive_utc(since)
+            if until is not None:
+                query &= t.created_at < values.naive_utc(until)
+            if after is not None:
+                created, row_id = after
+                created_dt = dt.datetime.strptime(created, "%Y-%m-%d %H:%M:%S")
+                query &= (t.created_at < created_dt) | (
+                    (t.created_at == created_dt) & (t.id < row_id)
+                )
+            rows = db(query).select(
+                orderby=~t.created_at | ~t.id, limitby=(0, limit + 1)
+            )
+        records = [from_row(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = _encode_cursor(last.created_at, last.id)
+        return records, next_cursor

@@ -1,0 +1,118 @@
+"""The execution record and its vocabulary: statuses, action types, list limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from typing import Any
+
+from owaction.store import values
+
+
+class Status(enum.StrEnum):
+    """Where an execution is in its lifecycle.
+
+    ``pending -> accepted -> succeeded | failed | error | timeout | unknown``; a pending row may
+    also be completed directly.
+    """
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+
+
+class ActionType(enum.StrEnum):
+    """What kind of OpenWhisk call an execution records."""
+
+    ACTION = "action"
+    ASYNC = "async"
+    SEQUENCE = "sequence"
+    WEB = "web"
+    TRIGGER = "trigger"
+    COMMAND = "command"
+
+
+PENDING, ACCEPTED, SUCCEEDED, FAILED, ERROR, TIMEOUT, UNKNOWN = Status
+STATUSES = tuple(s.value for s in Status)
+IN_FLIGHT = (PENDING, ACCEPTED)
+FINAL = (SUCCEEDED, FAILED, ERROR, TIMEOUT, UNKNOWN)
+ACTION_TYPES = tuple(t.value for t in ActionType)
+
+MAX_LIST_LIMIT = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionRecord:
+    """One execution row; times are timezone-aware UTC, payload and result decoded JSON."""
+
+    execution_id: str
+    namespace: str
+    action_name: str
+    action_type: str
+    payload: Any
+    blocking: bool
+    timeout: int | None
+    activation_id: str | None
+    result: Any
+    duration_ms: int | None
+    status: str
+    success: bool | None
+    error: str | None
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+    source: str | None
+    caller: str | None
+    request_id: str | None
+    idempotency_key: str | None
+    request_hash: str | None
+    status_code: int | None
+    updated_at: dt.datetime | None
+    trace_id: str | None
+    cached: bool
+    callback_url: str | None
+    lease_owner: str | None
+    lease_until: dt.datetime | None
+    attempts: int
+    callback_state: str | None = None  # pending | delivered | failed
+    callback_attempts: int = 0
+    callback_next_at: dt.datetime | None = None
+    callback_status_code: int | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: times as ISO-8601 UTC strings (``...Z``)."""
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, dt.datetime):
+                out[key] = iso(value)
+        return out
+
+
+RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ExecutionRecord))
+_TIMES = ("created_at", "completed_at", "updated_at", "lease_until", "callback_next_at")
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_row(row: Any) -> ExecutionRecord:
+    """The record for a row PyDAL selected."""
+    fields = {name: row[name] for name in RECORD_FIELDS}
+    fields["payload"] = values.loads(fields["payload"])
+    fields["result"] = values.loads(fields["result"])
+    for name in _TIMES:
+        fields[name] = values.aware(fields[name])
+    fields["callback_attempts"] = fields["callback_attempts"] or 0
+    fields["blocking"] = bool(fields["blocking"])
+    fields["cached"] = bool(fields["cached"])
+    fields["attempts"] = fields["attempts"] or 0
+    return ExecutionRecord(**fields)
