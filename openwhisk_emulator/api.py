@@ -13,6 +13,8 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 
 from openwhisk_emulator import problems as m
+from openwhisk_emulator.alarms import AlarmProvider, register_alarm_routes
+from openwhisk_emulator.catalog import install_catalog
 from openwhisk_emulator.problems import ApiError
 from openwhisk_emulator.quotas import Throttles
 from openwhisk_emulator.records import ActivationStore, extended, summary
@@ -85,6 +87,7 @@ class Emulator:
             api_host=config.api_host,
             api_key=config.auth,
         )
+        self.alarms = AlarmProvider(self)
 
     def authenticated(self, header: str | None) -> bool | None:
         """True for our key, False for other credentials, None when none were sent."""
@@ -249,6 +252,8 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
     app.url_map.strict_slashes = False
     emu = Emulator(config, runtime)
     app.extensions["openwhisk_emulator"] = emu
+    install_catalog(emu)
+    register_alarm_routes(app, emu.alarms)
 
     @app.before_request
     def begin() -> None:

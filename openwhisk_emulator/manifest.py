@@ -60,8 +60,9 @@ def read_manifest(path: str | Path) -> tuple[dict, Path]:
     return doc, path.parent
 
 
-def load_manifest(emu: Any, path: str | Path) -> dict[str, int]:
-    """Create every entity of the manifest (overwriting); returns how many of each."""
+def load_manifest(emu: Any, path: str | Path, namespace: str | None = None) -> dict[str, int]:
+    """Create every entity of the manifest (overwriting) in ``namespace`` (ours by default);
+    returns how many of each."""
     doc, base = read_manifest(path)
     registry = emu.registry
     counts = {"packages": 0, "actions": 0, "triggers": 0, "rules": 0}
@@ -72,10 +73,10 @@ def load_manifest(emu: Any, path: str | Path) -> dict[str, int]:
                 "parameters": _kv(spec.get("parameters"), f"package {name} parameters"),
                 "annotations": _kv(spec.get("annotations"), f"package {name} annotations"),
                 "publish": bool(spec.get("publish", False)),
-            }, overwrite=True)
+            }, overwrite=True, namespace=namespace)
             counts["packages"] += 1
         for spec in doc.get("actions") or []:
-            if _put_action(registry, spec, base):
+            if _put_action(registry, spec, base, namespace):
                 counts["actions"] += 1
         for name, spec in (doc.get("triggers") or {}).items():
             spec = spec or {}
@@ -97,7 +98,7 @@ def load_manifest(emu: Any, path: str | Path) -> dict[str, int]:
     return counts
 
 
-def _put_action(registry: Any, spec: dict, base: Path) -> bool:
+def _put_action(registry: Any, spec: dict, base: Path, namespace: str | None) -> bool:
     name = spec["name"]
     package, _, action = name.rpartition("/")
     body: dict[str, Any] = {
@@ -120,5 +121,5 @@ def _put_action(registry: Any, spec: dict, base: Path) -> bool:
         body["exec"] = {"kind": kind, "code": code}
         if "main" in spec:
             body["exec"]["main"] = spec["main"]
-    registry.put_action(package or None, action, body, overwrite=True)
+    registry.put_action(package or None, action, body, overwrite=True, namespace=namespace)
     return True
