@@ -70,6 +70,7 @@ class TokenVerifier:
         self.default_service = self.router_service or next(
             (name for name, _ in self._api_keys), None)
         self._ttl = settings.token_ttl
+        self._max_ttl = settings.max_token_ttl
         self._verified: dict[str, Claims] = {}
 
     # --- tokens ---------------------------------------------------------------------------
@@ -81,6 +82,9 @@ class TokenVerifier:
         """A signed token for ``service`` and how many seconds it lives."""
         issued = int(now if now is not None else time.time())
         lifetime = int(ttl if ttl is not None else self._ttl)
+        if not 0 < lifetime <= self._max_ttl:
+            raise ValueError(f"a token lifetime must be between 1 and MAX_TOKEN_TTL "
+                             f"({self._max_ttl}) seconds, not {lifetime}")
         perms = list(permissions) if permissions is not None else list(DEFAULT_PERMISSIONS)
         unknown = set(perms) - set(ALL_PERMISSIONS)
         if unknown:
@@ -123,9 +127,18 @@ class TokenVerifier:
             raise Unauthenticated("the token is not valid yet", code="token_invalid") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"the token is invalid: {exc}", code="token_invalid") from None
-        iat = payload.get("iat")
-        if not isinstance(iat, int | float) or iat > time.time() + LEEWAY_SECONDS:
+        # PyJWT coerces numeric strings ("exp": "9999999999"); a claim of the wrong type is an
+        # invalid token, not a lenient one.
+        iat, exp = payload.get("iat"), payload.get("exp")
+        if not (_numeric_date(iat) and _numeric_date(exp)):
+            raise Unauthenticated("the token's iat and exp must be numbers",
+                                  code="token_invalid")
+        if iat > time.time() + LEEWAY_SECONDS:
             raise Unauthenticated("the token is not valid yet", code="token_invalid")
+        if exp - iat > self._max_ttl:
+            raise Unauthenticated(
+                f"the token lives longer than the {self._max_ttl} s this module accepts",
+                code="token_invalid")
         service = payload.get("service")
         if not isinstance(service, str) or not service:
             raise Unauthenticated("the token names no service", code="token_invalid")
@@ -199,6 +212,11 @@ class TokenVerifier:
         now = int(time.time())
         return Claims(service=self.router_service, permissions=frozenset(DEFAULT_PERMISSIONS),
                       issued_at=now, expires_at=now, router_style=True)
+
+
+def _numeric_date(value: object) -> bool:
+    """A JWT NumericDate: a JSON number (bool is an int in Python, but not in JSON)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def authorize(claims: Claims, permission: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_COMMANDS = ROOT / "deploy" / "commands.example.yaml"
 
 
 def _settings():
@@ -207,9 +208,9 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 # --- the local stack -----------------------------------------------------------------------
 
 
-def _dev_secret(data_dir: Path) -> str:
-    """A per-checkout secret for local runs, kept so tokens survive restarts."""
-    path = data_dir / "dev_module_secret_key"
+def _dev_secret(data_dir: Path, name: str = "dev_module_secret_key") -> str:
+    """A per-checkout secret for local runs, kept so tokens and keys survive restarts."""
+    path = data_dir / name
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -242,7 +243,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     env.setdefault("DATA_DIR", str(data_dir))
     if not env.get("MODULE_SECRET_KEY"):
         env["MODULE_SECRET_KEY"] = _dev_secret(data_dir)
+    if not env.get("SERVICE_KEY"):
+        env["SERVICE_KEY"] = _dev_secret(data_dir, "dev_service_key")
     start_emulator = not env.get("OPENWHISK_API_HOST")
+    if start_emulator and not env.get("COMMANDS_FILE"):
+        # The example #commands map the emulator's example actions, so the router path works.
+        env["COMMANDS_FILE"] = str(EXAMPLE_COMMANDS)
     emulator_port = int(env.get("EMULATOR_PORT", "3233"))
     if start_emulator:
         env["OPENWHISK_API_HOST"] = f"http://127.0.0.1:{emulator_port}"
@@ -289,10 +295,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         from owaction.auth import ALL_PERMISSIONS, TokenVerifier
 
         token, _ = TokenVerifier(settings).issue(_cli_service(settings), ALL_PERMISSIONS,
-                                                 ttl=86400)
+                                                 ttl=min(86400, settings.max_token_ttl))
         secret_file = data_dir / "dev_module_secret_key"
         print(_banner(settings, rest, host, token,
-                      secret_file if not os.environ.get("MODULE_SECRET_KEY") else None),
+                      secret_file if not os.environ.get("MODULE_SECRET_KEY") else None,
+                      data_dir / "dev_service_key" if not os.environ.get("SERVICE_KEY") else None),
               flush=True)
         while True:
             for name, proc in procs.items():
@@ -327,8 +334,11 @@ def _cli_service(settings) -> str:
     return service
 
 
-def _banner(settings, rest: str, host: str, token: str, secret_file: Path | None) -> str:
+def _banner(settings, rest: str, host: str, token: str, secret_file: Path | None,
+            service_key_file: Path | None) -> str:
     env = f'MODULE_SECRET_KEY="$(cat {secret_file})" ' if secret_file else ""
+    # The key itself is not printed: the shell reads it where it is kept.
+    service_key = f"$(cat {service_key_file})" if service_key_file else "$SERVICE_KEY"
     return f"""
 owaction is running (OpenWhisk at {settings.openwhisk_api_host}, database {
     'SQLite' if settings.is_sqlite else 'PostgreSQL'}).
@@ -346,6 +356,16 @@ Invoke `hello` through REST:
 Invoke it through gRPC:
 
   {env}.venv/bin/owaction invoke hello --via grpc
+
+Send `#weather berlin` the way WaddleBot's router does ({
+    f"commands from {settings.commands_file}" if settings.commands_file else "no COMMANDS_FILE"}):
+
+  curl -s -X POST {rest}/api/v1/execute \\
+    -H "X-Service-Key: {service_key}" \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"command": "#weather", "args": "berlin", "user_id": "u1", "entity_id": "e1",
+         "community_id": "42", "session_id": "sess_'"$(date +%s%N)"'",
+         "message": "#weather berlin"}}'
 
 Ctrl-C stops everything.
 """

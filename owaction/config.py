@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 # The well-known key of OpenWhisk standalone's `guest` namespace. It is public (it ships in
 # OpenWhisk's own repository), so it is a fine default for a local emulator, not a secret.
@@ -231,6 +232,8 @@ class Var:
     doc: str
     secret: bool = False
     group: str = "general"
+    # A URL that may carry a password (``scheme://user:password@host``): the password is masked.
+    has_credentials: bool = False
 
 
 def _default_data_dir() -> str:
@@ -300,7 +303,8 @@ VARIABLES: tuple[Var, ...] = (
         "largest accepted payload or request body", group="servers"),
     # Database
     Var("DATABASE_URL", "database_url", _database_url, "",
-        "sqlite:// or postgresql:// URL (default: SQLite under DATA_DIR)", group="database"),
+        "sqlite:// or postgresql:// URL (default: SQLite under DATA_DIR)", group="database",
+        has_credentials=True),
     Var("DATA_DIR", "data_dir", _str, "", "local data directory (default ./data)",
         group="database"),
     Var("DB_POOL_SIZE", "db_pool_size", _positive_int, "10",
@@ -322,15 +326,21 @@ VARIABLES: tuple[Var, ...] = (
         group="security"),
     Var("TOKEN_TTL", "token_ttl", _positive_int, "3600", "lifetime of issued tokens, seconds",
         group="security"),
+    Var("MAX_TOKEN_TTL", "max_token_ttl", _positive_int, "86400",
+        "longest token lifetime (exp - iat) accepted or minted, seconds (the router's tokens "
+        "live 3600)", group="security"),
     Var("SERVICE_KEY", "service_key", _str, "",
         "the router's X-Service-Key for POST /api/v1/execute (empty: Bearer tokens only)",
         secret=True, group="security"),
     Var("REDIS_URL", "redis_url", _str, "",
-        "Redis for shared rate limits (empty: per-process memory)", group="security"),
-    Var("RATE_LIMIT_CALLER", "rate_limit_caller", _str, "6000/minute",
-        "invocations allowed per calling service", group="security"),
-    Var("RATE_LIMIT_ACTION", "rate_limit_action", _str, "6000/minute",
-        "invocations allowed per action", group="security"),
+        "Redis for shared rate limits (empty: per-process memory)", group="security",
+        has_credentials=True),
+    Var("RATE_LIMIT_CALLER", "rate_limit_caller", _str, "",
+        "invocations allowed per calling service, e.g. 6000/minute (empty: no module limit; "
+        "OpenWhisk's namespace limits answer 429)", group="security"),
+    Var("RATE_LIMIT_ACTION", "rate_limit_action", _str, "",
+        "invocations allowed per action, e.g. 3000/minute (empty: no module limit)",
+        group="security"),
     Var("RATE_LIMIT_TOKEN", "rate_limit_token", _str, "30/minute",
         "token requests allowed per client address", group="security"),
     # Resilience
@@ -426,6 +436,7 @@ class Settings:
     api_key_permissions: tuple[tuple[str, str], ...]
     allowed_services: tuple[str, ...]
     token_ttl: int
+    max_token_ttl: int
     service_key: str
     redis_url: str
     rate_limit_caller: str
@@ -465,6 +476,8 @@ class Settings:
             value = getattr(self, var.attr)
             if mask_secrets and var.secret:
                 value = mask(value)
+            elif mask_secrets and var.has_credentials:
+                value = mask_url_password(value)
             out[var.attr] = value
         return out
 
@@ -475,6 +488,8 @@ class Settings:
             value = getattr(self, var.attr)
             if mask_secrets and var.secret:
                 out[var.env] = mask(value)
+            elif mask_secrets and var.has_credentials:
+                out[var.env] = mask_url_password(value)
             elif isinstance(value, tuple):
                 out[var.env] = ",".join(
                     "=".join(str(x) for x in item) if isinstance(item, tuple) else str(item)
@@ -540,6 +555,16 @@ def mask(value: Any) -> str:
     return "********"
 
 
+def mask_url_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part masked, the rest kept."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{mask(parts.password)}@{hostinfo}"))
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every variable; raise ConfigError listing every problem."""
     env = os.environ if environ is None else environ
@@ -576,7 +601,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         problems.append("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")
     if values.get("rest_port") and values.get("rest_port") == values.get("grpc_port"):
         problems.append("REST_PORT and GRPC_PORT must differ")
+    if values.get("token_ttl", 0) > values.get("max_token_ttl", float("inf")):
+        problems.append(f"TOKEN_TTL ({values['token_ttl']} s) must not exceed MAX_TOKEN_TTL "
+                        f"({values['max_token_ttl']} s)")
     for attr in ("rate_limit_caller", "rate_limit_action", "rate_limit_token"):
+        if attr in ("rate_limit_caller", "rate_limit_action") and values.get(attr) == "":
+            continue  # no module-side limit
         if attr in values and not re.match(
             r"\A\d+\s*/\s*(second|minute|hour|day)\Z", values[attr]
         ):

@@ -732,8 +732,14 @@ class ActionService:
             elif len(value) > (4096 if name in ("args", "message") else 256):
                 raise errors.InvalidInput(f"{name} is too long")
         command = fields["command"].strip()
-        if not command:
-            raise errors.InvalidInput("command is required")
+        # The router always sends both; without a session id its retries would run the action
+        # again, so a call lacking either is refused rather than run unprotected.
+        missing = [name for name, value in (("command", command),
+                                            ("session_id", fields["session_id"].strip()))
+                   if not value]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise errors.InvalidInput(f"{' and '.join(missing)} {verb} required")
         session_id = fields["session_id"]
         ctx = replace(ctx, community=community_id or None, user=user_id or None,
                       request_id=ctx.request_id)

@@ -106,9 +106,12 @@ def main(settings: Settings, *, once: bool = False) -> int:
     from owaction.metrics import start_metrics_server
     from owaction.registration import Registrar
 
-    start_metrics_server(settings.worker_metrics_port, settings=settings)
+    # A one-shot pass (cron, an operator beside a running worker) serves no metrics and does not
+    # register: the long-running worker on this host already holds that port and that role.
     registrar = Registrar(settings, service.commands)
-    registrar.start()
+    if not once:
+        start_metrics_server(settings.worker_metrics_port, settings=settings)
+        registrar.start()
     aaa("SYSTEM", "worker_start", "SUCCESS", owner=worker.owner)
     try:
         while not stop.is_set():

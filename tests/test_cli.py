@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -64,6 +65,26 @@ def test_config_check_prints_the_effective_settings_with_secrets_masked(tmp_path
     assert TEST_SECRET not in proc.stdout and "very-secret-api-key-123" not in proc.stdout
 
 
+def test_config_check_masks_the_passwords_inside_database_and_redis_urls(tmp_path):
+    proc = run("config", "check", env={
+        "MODULE_SECRET_KEY": TEST_SECRET, "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": "postgresql://owaction:db-pass-4242@db.example:5432/owaction",
+        "REDIS_URL": "redis://:redis-pass-4343@cache.example:6379/0"})
+    assert proc.returncode == 0, proc.stderr
+    assert "db-pass-4242" not in proc.stdout and "redis-pass-4343" not in proc.stdout
+    assert "DATABASE_URL=postgres://owaction:********@db.example:5432/owaction" in proc.stdout
+    assert "REDIS_URL=redis://:********@cache.example:6379/0" in proc.stdout
+
+
+def test_token_refuses_a_lifetime_beyond_max_token_ttl():
+    env = {"MODULE_SECRET_KEY": TEST_SECRET}
+    proc = run("token", "--service", "router_module", "--ttl", "315360000", env=env)
+    assert proc.returncode == 2 and "MAX_TOKEN_TTL" in proc.stderr and not proc.stdout
+    short = run("token", "--service", "router_module", "--ttl", "600",
+                env={**env, "MAX_TOKEN_TTL": "600", "TOKEN_TTL": "600"})
+    assert short.returncode == 0, short.stderr
+
+
 def test_token_mints_a_verifiable_token_and_refuses_unknown_permissions():
     env = {"MODULE_SECRET_KEY": TEST_SECRET}
     proc = run("token", "--service", "router_module", "--permissions", "read", "--ttl", "60",
@@ -110,6 +131,18 @@ def test_run_brings_up_the_stack_and_invoke_works_over_rest_and_grpc(tmp_path):
         reply = requests.post(url, headers={"Authorization": f"Bearer {token}"},
                               json={"action_name": "hello", "payload": {}}, timeout=30)
         assert reply.status_code == 200 and reply.json()["result"] == {"message": "Hello World"}
+
+        # The router-style example, pasted into a shell as printed: #weather is mapped by the
+        # example commands file and the generated service key is read from where it is kept.
+        router_curl = re.search(r"""(curl -s -X POST \S+/api/v1/execute.*?berlin"\}')""", text,
+                                re.DOTALL).group(1)
+        service_key = (tmp_path / "data" / "dev_service_key").read_text().strip()
+        assert service_key not in text
+        pasted = subprocess.run(["bash", "-c", router_curl], capture_output=True, text=True,
+                                timeout=30, cwd=ROOT)
+        module_reply = json.loads(pasted.stdout)
+        assert module_reply.get("success") is True, (module_reply, router_curl)
+        assert module_reply["chat_message"] == "Weather for berlin: sunny"
 
         secret = (tmp_path / "data" / "dev_module_secret_key").read_text().strip()
         cli_env = {**env, "MODULE_SECRET_KEY": secret}

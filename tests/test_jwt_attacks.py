@@ -92,6 +92,17 @@ def attacks() -> dict[str, tuple[str, str]]:
          "service_not_allowed"),
         ("unknown service with a permissions claim", make_token(service="intruder"),
          "service_unknown"),
+        # MAX_TOKEN_TTL (default a day) bounds every token, however well signed.
+        ("a token living ten years", make_token(iat=now, exp=now + 10 * 365 * 86400),
+         "token_invalid"),
+        ("a router-style token living a hundred years",
+         jwt.encode({"service": "router_module", "iat": now, "exp": now + 100 * 365 * 86400},
+                    TEST_SECRET), "token_invalid"),
+        ("exp as a string", jwt.encode(claims(exp=str(now + 300)), TEST_SECRET), "token_invalid"),
+        ("iat as a string", jwt.encode(claims(iat=str(now)), TEST_SECRET), "token_invalid"),
+        ("service as a number", jwt.encode(claims(service=7), TEST_SECRET), "token_invalid"),
+        ("permissions as a string", jwt.encode(claims(permissions="read"), TEST_SECRET),
+         "token_invalid"),
     ]
     return {case: (token, code) for case, token, code in cases}
 

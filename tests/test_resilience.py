@@ -163,6 +163,31 @@ def test_redis_limits_are_shared_between_processes(make_service):
         two.invoke_action(ctx(caller="shared"), action_name="echo", payload={})
 
 
+def test_with_redis_unreachable_invocations_pass_but_token_requests_stay_limited(make_service):
+    from owaction.ratelimit import RateLimiter
+    from tests.procs import free_port
+
+    service = make_service(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+                           RATE_LIMIT_CALLER="1/minute", RATE_LIMIT_TOKEN="2/minute")
+    service.rate_limiter = RateLimiter(service.settings)  # no reset(): Redis is not there
+    for _ in range(3):  # the invocation limit fails open: OpenWhisk's own limits still apply
+        service.invoke_action(ctx(caller="busy"), action_name="echo", payload={})
+    limiter = service.rate_limiter
+    limiter.check_token_request("203.0.113.9")
+    limiter.check_token_request("203.0.113.9")
+    with pytest.raises(errors.Throttled) as info:  # guessing keys stays slow without Redis
+        limiter.check_token_request("203.0.113.9")
+    assert info.value.retry_after >= 1
+    limiter.check_token_request("203.0.113.10")
+
+
+def test_by_default_the_module_sets_no_invocation_limit_of_its_own(make_service):
+    service = limiter_service(make_service)
+    assert service.settings.rate_limit_caller == "" == service.settings.rate_limit_action
+    for _ in range(50):
+        service.rate_limiter.check_invocation("router_module", "hello")
+
+
 # --- circuit breaker --------------------------------------------------------------------------
 
 

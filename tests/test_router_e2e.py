@@ -8,13 +8,15 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
 
 from owaction.rpc import openwhisk_action_pb2 as pb
 from tests.conftest import fresh_pg_database, module_env
 from tests.rest.conftest import Gunicorn, rest_env
-from tests.rpc.conftest import GrpcModule
+from tests.rpc.conftest import GrpcModule, rpc_error
+from tests.test_resilience import runs_since
 
 pytestmark = pytest.mark.postgres
 
@@ -114,3 +116,25 @@ def test_a_retry_in_flight_through_the_other_door_runs_once_and_replies_the_same
     time.sleep(1.0)
     runs = [a for a in emu.activations("sleep") if a["start"] >= started_ms]
     assert len(runs) == 1
+
+
+@pytest.mark.parametrize("missing", [["command"], ["session_id"], ["command", "session_id"]])
+def test_a_command_call_without_command_or_session_id_is_refused_naming_what_is_missing(
+        stack, emu, missing):
+    rest, grpc_module = stack
+    sent = body("#weather", "oslo")
+    for name in missing:
+        del sent[name]
+    since = int(time.time() * 1000)
+    reply = rest.api().post("/api/v1/execute", sent, token=None,
+                            headers={"X-Service-Key": SERVICE_KEY})
+    assert reply.status == 400, reply.body
+    named = [f["field"] for f in reply.body["error"]["details"]["fields"]]
+    assert sorted(named) == sorted(missing)
+    with pytest.raises(grpc.RpcError) as caught:
+        grpc_module.call("ExecuteCommand", pb.ExecuteCommandRequest(**sent))
+    status, details, _ = rpc_error(caught)
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+    assert all(name in details for name in missing), details
+    time.sleep(0.3)
+    assert runs_since(emu, "weather", since) == 0

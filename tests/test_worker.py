@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -122,6 +123,12 @@ def test_worker_serves_metrics_and_stops_on_sigterm(emulator, tmp_path):
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert "owaction_callback_deliveries_total" in text
         assert "owaction_breaker_state" in text
+        # A one-shot pass beside the running worker needs none of its port (same environment).
+        once = subprocess.run([sys.executable, "-m", "owaction", "worker", "--once"],
+                              env={**os.environ, **env}, capture_output=True, text=True,
+                              timeout=60)
+        assert once.returncode == 0, once.stderr
+        assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).ok
         proc.signal(signal.SIGTERM)
         assert proc.popen.wait(timeout=20) == 0
     finally:

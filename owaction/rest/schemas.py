@@ -74,7 +74,8 @@ class ErrorBody(Reply):
 
 
 class TokenRequest(Body):
-    api_key: str = Field(min_length=1, max_length=1024, description="a key from API_KEYS")
+    # No min_length: an empty key is a wrong key (401), not a malformed request.
+    api_key: str = Field(max_length=1024, description="a key from API_KEYS")
     service: str | None = Field(
         default=None, min_length=1, max_length=128,
         description="the service to issue for; must be the key's own service",
@@ -337,7 +338,7 @@ class ExecuteRequest(Body):
     user_id: str = Field(default="", max_length=256)
     entity_id: str = Field(default="", max_length=256)
     community_id: str = Field(default="", max_length=256)
-    session_id: str = Field(default="", max_length=256,
+    session_id: str = Field(min_length=1, max_length=256,
                             description="the router's retries repeat it; a repeat never runs "
                                         "the action again")
     message: str = Field(default="", max_length=4096)

@@ -104,6 +104,7 @@ def test_the_module_secret_is_still_accepted_as_a_key(make_app, emu):
 
 @pytest.mark.parametrize("body", [
     {"api_key": "wrong-key"},
+    {"api_key": ""},  # an empty key is a wrong key, not a malformed request
     {"api_key": API_KEY, "service": "router_module"},  # a key works only for its own service
 ])
 def test_a_wrong_api_key_gets_401(make_app, body):
