@@ -55,9 +55,11 @@ class ApiBlueprint(Blueprint):
         responses: Mapping[int, tuple[type[BaseModel], str]],
         errors: tuple[int, ...] = (), permission: str | None = None, service_key: bool = False,
         body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+        max_body: int | None = None,
     ) -> Callable:
         """Route ``method rule`` to the view; it receives ``claims``, ``body`` and ``query``
-        as declared and returns ``(reply_model, status)`` or ``(reply_model, status, headers)``."""
+        as declared and returns ``(reply_model, status)`` or ``(reply_model, status, headers)``.
+        ``max_body`` raises the app's body limit for this endpoint alone (action code)."""
         implied = set(errors)
         if body or query:
             implied.add(400)
@@ -81,6 +83,8 @@ class ApiBlueprint(Blueprint):
                     kwargs["claims"] = authenticate(permission, service_key=service_key)
                 if query:
                     kwargs["query"] = parse_query(query)
+                if max_body:
+                    request.max_content_length = max_body
                 if body:
                     kwargs["body"] = parse_body(body)
                 reply, status, *headers = view(**kwargs)

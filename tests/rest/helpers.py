@@ -34,7 +34,9 @@ class OpenApiCheck:
         self.document = document
         self._paths = [
             (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", ".+", re.escape(path)) + "$"), path)
-            for path in sorted(document["paths"], key=lambda p: p.count("{"))
+            # Fewest parameters first, then the longest, so /rules/{name}/enable wins over
+            # /rules/{name} (whose parameter may hold slashes).
+            for path in sorted(document["paths"], key=lambda p: (p.count("{"), -len(p)))
         ]
 
     def template(self, path: str) -> str | None:
