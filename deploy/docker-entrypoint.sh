@@ -1,11 +1,12 @@
 #!/bin/sh
-# One image, several servers: the first argument says which.
+# The image's entrypoint: the first argument names the role (default: serve, all three in one
+# container). OWACTION_ROLE tells `owaction healthcheck`, which Docker starts as a process of its
+# own, what this container runs.
 set -e
-case "${1:-rest}" in
-  rest)     shift; exec gunicorn -c /app/gunicorn.conf.py --chdir /app wsgi:app "$@" ;;
-  grpc)     shift; exec python /app/grpc_server.py "$@" ;;
-  worker)   shift; exec owaction worker "$@" ;;
-  emulator) shift; exec owaction emulator --host 0.0.0.0 "$@" ;;
-  migrate)  shift; exec owaction db migrate "$@" ;;
-  *)        exec owaction "$@" ;;
+role="${1:-serve}"
+if [ "$#" -gt 0 ]; then shift; fi
+case "$role" in
+  serve|rest|grpc|worker) OWACTION_ROLE="$role"; export OWACTION_ROLE; exec python -m owaction "$role" "$@" ;;
+  migrate)                exec python -m owaction db migrate "$@" ;;
+  *)                      exec python -m owaction "$role" "$@" ;;
 esac

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from owaction.config import load_settings
+from owaction.supervisor import stop_timeout
 from tests.conftest import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,12 +83,32 @@ def test_dockerfile_lints_clean():
 
 def test_dockerfile_is_multistage_pinned_nonroot_with_healthcheck():
     text = (ROOT / "Dockerfile").read_text()
-    froms = re.findall(r"^FROM (\S+)", text, re.M)
-    assert len(froms) == 2 and all(re.search(r":\d+\.\d+\.\d+-slim", f) for f in froms)
-    assert re.search(r"^USER (?!root|0)\S+", text, re.M)
-    assert "EXPOSE 8082 50062" in text
-    assert "HEALTHCHECK" in text
+    froms = re.findall(r"^FROM (\S+) AS (\S+)", text, re.M)
+    assert [stage for _, stage in froms] == ["build", "emulator", "module"]
+    assert all(re.search(r":\d+\.\d+\.\d+-slim", image) for image, _ in froms)
+    module = text.split(" AS module", 1)[1]
+    assert re.search(r"^USER (?!root|0)\S+", module, re.M)
+    assert "EXPOSE 8082 50062" in module
+    assert 'CMD ["serve"]' in module
+    # The emulator is a target of its own, never copied into the production stage.
+    assert "openwhisk_emulator" not in module
+    assert "--target emulator" in text
     entry = (ROOT / "deploy/docker-entrypoint.sh").read_text()
-    for mode in ("rest)", "grpc)", "worker)", "emulator)"):
+    for mode in ("serve|rest|grpc|worker)", "migrate)"):
         assert mode in entry
     assert (ROOT / ".dockerignore").exists()
+
+
+def test_image_checks_its_role_runs_read_only_and_stops_within_the_documented_timeout():
+    module = (ROOT / "Dockerfile").read_text().split(" AS module", 1)[1]
+    assert re.search(r"^HEALTHCHECK .*\\\n\s+CMD \[.*\"healthcheck\"\]", module, re.M)
+    volumes = re.search(r"^VOLUME (\[.*\])", module, re.M)
+    settings = load_settings({"MODULE_SECRET_KEY": TEST_SECRET})
+    assert sorted(json.loads(volumes.group(1))) == sorted(["/var/lib/owaction",
+                                                          "/var/log/waddlebotlog"])
+    assert f"DATA_DIR={json.loads(volumes.group(1))[0]}" in module
+    assert "--worker-tmp-dir /dev/shm" in module  # gunicorn's only write outside the volumes
+    assert re.search(r"^STOPSIGNAL SIGTERM$", module, re.M)
+    stop = int(re.search(r"--stop-timeout (\d+)", (ROOT / "Dockerfile").read_text()).group(1))
+    assert stop > stop_timeout(settings)  # the supervisor's drain, past both grace periods
+    assert f"docker stop -t {stop}" in (ROOT / "Dockerfile").read_text()
