@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test lint proto bench soak clean
+.PHONY: help install run test lint proto bench soak image-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,9 @@ bench: $(STAMP)  ## benchmarks (about 6 minutes; PROFILE=1 adds py-spy's top fun
 
 soak: $(STAMP)  ## a 2-minute mixed soak with faults
 	$(BIN)/python -m bench.soak
+
+image-test: $(STAMP)  ## build the image with podman and run it as the README says (minutes; root)
+	OWACTION_IMAGE_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_image.py
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules .pytest_cache .ruff_cache
