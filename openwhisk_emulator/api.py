@@ -14,6 +14,7 @@ from flask import Flask, Response, current_app, g, request
 
 from openwhisk_emulator import problems as m
 from openwhisk_emulator.alarms import AlarmProvider, register_alarm_routes
+from openwhisk_emulator.apigateway import ApiGateway, register_gateway_routes
 from openwhisk_emulator.catalog import install_catalog
 from openwhisk_emulator.problems import ApiError
 from openwhisk_emulator.quotas import Throttles
@@ -88,6 +89,7 @@ class Emulator:
             api_key=config.auth,
         )
         self.alarms = AlarmProvider(self)
+        self.gateway = ApiGateway(config.api_host)
 
     def authenticated(self, header: str | None) -> bool | None:
         """True for our key, False for other credentials, None when none were sent."""
@@ -254,6 +256,7 @@ def create_app(config: EmulatorConfig | None = None, *, runtime: Any = None) -> 
     app.extensions["openwhisk_emulator"] = emu
     install_catalog(emu)
     register_alarm_routes(app, emu.alarms)
+    register_gateway_routes(app, emu, emu.gateway)
 
     @app.before_request
     def begin() -> None:

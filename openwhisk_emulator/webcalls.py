@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -53,23 +54,32 @@ def split_web_path(rest: str) -> tuple[str, str, str, str, str]:
     return namespace, package, last, extension, extra
 
 
-def handle_web(emu: Any, rest: str) -> Response:
+@dataclass(frozen=True)
+class GatewayCall:
+    """A web action called by the API gateway for a route: authenticated as the route's owner
+    (whose key the gateway sends, and the action never sees), with the request's own path."""
+
+    path: str
+    params: dict
+
+
+def handle_web(emu: Any, rest: str, gateway: GatewayCall | None = None) -> Response:
     namespace, package, name, extension, extra = split_web_path(rest)
     key = f"{namespace}/{name}" if package == "default" else f"{namespace}/{package}/{name}"
     action = emu.registry.find(key)
     # Unknown, not an action, or not exported: all the same 404, so nothing leaks.
     if (
-        namespace != emu.config.namespace
-        or action is None
+        action is None
         or action.collection != ACTIONS
         or action.annotation("web-export") is not True
     ):
         raise ApiError(404, m.NOT_FOUND)
-    authenticated = emu.authenticated(request.headers.get("Authorization")) is True
+    authenticated = gateway is not None or emu.authenticated(
+        request.headers.get("Authorization")) is True
     required = action.annotation("require-whisk-auth")
     if required is True and not authenticated:
         raise ApiError(401, m.AUTH_INVALID)
-    if required not in (None, False, True):
+    if required not in (None, False, True) and gateway is None:
         if request.headers.get("X-Require-Whisk-Auth") != str(required):
             raise ApiError(401, m.AUTH_INVALID)
     if request.method == "OPTIONS" and action.annotation("web-custom-options") is not True:
@@ -79,6 +89,11 @@ def handle_web(emu: Any, rest: str) -> Response:
     from openwhisk_emulator.api import read_body
 
     params = _web_params(emu, action, read_body(), extra, authenticated)
+    if gateway is not None:
+        # The path is the route's, not a projection of the result; the owner's key stays out.
+        extra = ""
+        params.update(gateway.params, __ow_path=gateway.path)
+        params["__ow_headers"].pop("authorization", None)
     emu.throttles.admit_invocation()
     merged = emu.invoker.merge_request(action, params)
     started = emu.invoker.start(action, merged, request_id=g.request_id)
