@@ -38,6 +38,8 @@ log = logging.getLogger("owaction.management")
 # OpenWhisk's limits (docs/reference.md, "System limits"): action code and parameters.
 MAX_CODE_BYTES = 48 * 1024 * 1024
 MAX_PARAMETERS_BYTES = 1024 * 1024
+# Room for code at that limit, its parameters and annotations, and the envelope around them.
+MAX_ACTION_REQUEST_BYTES = MAX_CODE_BYTES + 3 * MAX_PARAMETERS_BYTES
 ROUTE_VERBS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 ROUTE_RESPONSE_TYPES = ("json", "http", "html", "svg", "text")
 # Keys a feed's READ answer might echo back that must never reach a caller.
@@ -698,4 +700,4 @@ def _routes(body: Any) -> list[Route]:
 
 
 __all__ = ["SYSTEM_NAMESPACE", "ActionSpec", "EntityManager", "Route", "MAX_CODE_BYTES",
-           "MAX_PARAMETERS_BYTES"]
+           "MAX_PARAMETERS_BYTES", "MAX_ACTION_REQUEST_BYTES"]

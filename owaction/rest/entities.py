@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from owaction.auth import PERMISSION_MANAGE, PERMISSION_READ
-from owaction.management import MAX_CODE_BYTES, MAX_PARAMETERS_BYTES, ActionSpec
+from owaction.management import MAX_ACTION_REQUEST_BYTES, ActionSpec
 from owaction.rest.api import ApiBlueprint, call_context, service
 from owaction.rest.entity_schemas import (
     ActionBody,
@@ -39,8 +39,6 @@ bp = ApiBlueprint("entities", __name__, tag="management", url_prefix="/api/v1")
 # OpenWhisk's refusals and outages, answered with the error body.
 CHANGE_ERRORS = (404, 409, 429, 502, 503, 504)
 READ_ERRORS = (404, 429, 502, 503, 504)
-# Room for code at OpenWhisk's limit, its parameters and annotations, and the JSON around them.
-ACTION_BODY_LIMIT = MAX_CODE_BYTES + 3 * MAX_PARAMETERS_BYTES
 
 
 def manager():
@@ -52,7 +50,7 @@ def manager():
 
 @bp.operation("PUT", "/actions/<path:name>", summary="Create or update an action",
               permission=PERMISSION_MANAGE, query=PutQuery, body=ActionBody,
-              max_body=ACTION_BODY_LIMIT,
+              max_body=MAX_ACTION_REQUEST_BYTES,
               responses={200: (ActionEntity, "the action as OpenWhisk stored it")},
               errors=CHANGE_ERRORS)
 def put_action(claims, query: PutQuery, body: ActionBody, name: str):

@@ -89,6 +89,91 @@ class OpenWhiskActionServiceStub:
                 request_serializer=openwhisk__action__pb2.ExecuteCommandRequest.SerializeToString,
                 response_deserializer=openwhisk__action__pb2.ExecuteCommandResponse.FromString,
                 _registered_method=True)
+        self.PutAction = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/PutAction',
+                request_serializer=openwhisk__action__pb2.PutActionRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.GetAction = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/GetAction',
+                request_serializer=openwhisk__action__pb2.GetActionRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.DeleteAction = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/DeleteAction',
+                request_serializer=openwhisk__action__pb2.EntityRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.PutPackage = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/PutPackage',
+                request_serializer=openwhisk__action__pb2.PutPackageRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.GetPackage = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/GetPackage',
+                request_serializer=openwhisk__action__pb2.EntityRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.DeletePackage = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/DeletePackage',
+                request_serializer=openwhisk__action__pb2.DeletePackageRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.PutTrigger = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/PutTrigger',
+                request_serializer=openwhisk__action__pb2.PutTriggerRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.GetTrigger = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/GetTrigger',
+                request_serializer=openwhisk__action__pb2.EntityRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.DeleteTrigger = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/DeleteTrigger',
+                request_serializer=openwhisk__action__pb2.EntityRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.PutRule = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/PutRule',
+                request_serializer=openwhisk__action__pb2.PutRuleRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.GetRule = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/GetRule',
+                request_serializer=openwhisk__action__pb2.EntityRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.DeleteRule = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/DeleteRule',
+                request_serializer=openwhisk__action__pb2.EntityRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.SetRuleState = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/SetRuleState',
+                request_serializer=openwhisk__action__pb2.SetRuleStateRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.EntityResponse.FromString,
+                _registered_method=True)
+        self.ListEntities = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/ListEntities',
+                request_serializer=openwhisk__action__pb2.ListEntitiesRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.ListEntitiesResponse.FromString,
+                _registered_method=True)
+        self.CreateRoute = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/CreateRoute',
+                request_serializer=openwhisk__action__pb2.CreateRouteRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.RouteResponse.FromString,
+                _registered_method=True)
+        self.ListRoutes = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/ListRoutes',
+                request_serializer=openwhisk__action__pb2.ListRoutesRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.ListRoutesResponse.FromString,
+                _registered_method=True)
+        self.DeleteRoute = channel.unary_unary(
+                '/openwhisk_action.OpenWhiskActionService/DeleteRoute',
+                request_serializer=openwhisk__action__pb2.DeleteRouteRequest.SerializeToString,
+                response_deserializer=openwhisk__action__pb2.DeleteRouteResponse.FromString,
+                _registered_method=True)
 
 
 class OpenWhiskActionServiceServicer:
@@ -163,6 +248,113 @@ class OpenWhiskActionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutAction(self, request, context):
+        """Managing OpenWhisk entities: every change needs the `manage` permission, reads `read`.
+        An entity comes back as EntityResponse, its whole view as JSON text in `entity` (the same
+        fields as the REST reply). A create of an existing entity without overwrite is
+        ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAction(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAction(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutPackage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPackage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePackage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutTrigger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrigger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTrigger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRuleState(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEntities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRoute(self, request, context):
+        """API routes through OpenWhisk's /whisk.system/apimgmt web actions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoutes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRoute(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OpenWhiskActionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -220,6 +412,91 @@ def add_OpenWhiskActionServiceServicer_to_server(servicer, server):
                     servicer.ExecuteCommand,
                     request_deserializer=openwhisk__action__pb2.ExecuteCommandRequest.FromString,
                     response_serializer=openwhisk__action__pb2.ExecuteCommandResponse.SerializeToString,
+            ),
+            'PutAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutAction,
+                    request_deserializer=openwhisk__action__pb2.PutActionRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'GetAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAction,
+                    request_deserializer=openwhisk__action__pb2.GetActionRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'DeleteAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAction,
+                    request_deserializer=openwhisk__action__pb2.EntityRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'PutPackage': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutPackage,
+                    request_deserializer=openwhisk__action__pb2.PutPackageRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'GetPackage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPackage,
+                    request_deserializer=openwhisk__action__pb2.EntityRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'DeletePackage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePackage,
+                    request_deserializer=openwhisk__action__pb2.DeletePackageRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'PutTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutTrigger,
+                    request_deserializer=openwhisk__action__pb2.PutTriggerRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'GetTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrigger,
+                    request_deserializer=openwhisk__action__pb2.EntityRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'DeleteTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTrigger,
+                    request_deserializer=openwhisk__action__pb2.EntityRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'PutRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutRule,
+                    request_deserializer=openwhisk__action__pb2.PutRuleRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'GetRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRule,
+                    request_deserializer=openwhisk__action__pb2.EntityRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'DeleteRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRule,
+                    request_deserializer=openwhisk__action__pb2.EntityRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'SetRuleState': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRuleState,
+                    request_deserializer=openwhisk__action__pb2.SetRuleStateRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.EntityResponse.SerializeToString,
+            ),
+            'ListEntities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEntities,
+                    request_deserializer=openwhisk__action__pb2.ListEntitiesRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.ListEntitiesResponse.SerializeToString,
+            ),
+            'CreateRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRoute,
+                    request_deserializer=openwhisk__action__pb2.CreateRouteRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.RouteResponse.SerializeToString,
+            ),
+            'ListRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoutes,
+                    request_deserializer=openwhisk__action__pb2.ListRoutesRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.ListRoutesResponse.SerializeToString,
+            ),
+            'DeleteRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRoute,
+                    request_deserializer=openwhisk__action__pb2.DeleteRouteRequest.FromString,
+                    response_serializer=openwhisk__action__pb2.DeleteRouteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -519,6 +796,465 @@ class OpenWhiskActionService:
             '/openwhisk_action.OpenWhiskActionService/ExecuteCommand',
             openwhisk__action__pb2.ExecuteCommandRequest.SerializeToString,
             openwhisk__action__pb2.ExecuteCommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/PutAction',
+            openwhisk__action__pb2.PutActionRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/GetAction',
+            openwhisk__action__pb2.GetActionRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/DeleteAction',
+            openwhisk__action__pb2.EntityRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/PutPackage',
+            openwhisk__action__pb2.PutPackageRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/GetPackage',
+            openwhisk__action__pb2.EntityRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/DeletePackage',
+            openwhisk__action__pb2.DeletePackageRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/PutTrigger',
+            openwhisk__action__pb2.PutTriggerRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/GetTrigger',
+            openwhisk__action__pb2.EntityRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/DeleteTrigger',
+            openwhisk__action__pb2.EntityRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/PutRule',
+            openwhisk__action__pb2.PutRuleRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/GetRule',
+            openwhisk__action__pb2.EntityRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/DeleteRule',
+            openwhisk__action__pb2.EntityRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRuleState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/SetRuleState',
+            openwhisk__action__pb2.SetRuleStateRequest.SerializeToString,
+            openwhisk__action__pb2.EntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEntities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/ListEntities',
+            openwhisk__action__pb2.ListEntitiesRequest.SerializeToString,
+            openwhisk__action__pb2.ListEntitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/CreateRoute',
+            openwhisk__action__pb2.CreateRouteRequest.SerializeToString,
+            openwhisk__action__pb2.RouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/ListRoutes',
+            openwhisk__action__pb2.ListRoutesRequest.SerializeToString,
+            openwhisk__action__pb2.ListRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openwhisk_action.OpenWhiskActionService/DeleteRoute',
+            openwhisk__action__pb2.DeleteRouteRequest.SerializeToString,
+            openwhisk__action__pb2.DeleteRouteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,9 +20,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from owaction import tracing
-from owaction.auth import PERMISSION_EXECUTE, PERMISSION_READ, TokenVerifier
+from owaction.auth import PERMISSION_EXECUTE, PERMISSION_MANAGE, PERMISSION_READ, TokenVerifier
 from owaction.config import Settings
 from owaction.logs import aaa, setup_logging
+from owaction.management import MAX_ACTION_REQUEST_BYTES
 from owaction.metrics import start_metrics_server
 from owaction.rpc import openwhisk_action_pb2 as pb
 from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
@@ -52,6 +53,12 @@ PERMISSIONS = {
     "GetExecution": PERMISSION_READ,
     "ListExecutions": PERMISSION_READ,
     "GetStats": PERMISSION_READ,
+    **{rpc: PERMISSION_READ for rpc in (
+        "GetAction", "GetPackage", "GetTrigger", "GetRule", "ListEntities", "ListRoutes")},
+    **{rpc: PERMISSION_MANAGE for rpc in (
+        "PutAction", "DeleteAction", "PutPackage", "DeletePackage", "PutTrigger",
+        "DeleteTrigger", "PutRule", "DeleteRule", "SetRuleState", "CreateRoute",
+        "DeleteRoute")},
 }
 
 
@@ -65,7 +72,8 @@ def method_permissions() -> dict[str, str]:
 
 
 def server_options(settings: Settings) -> list[tuple[str, Any]]:
-    receive = settings.max_payload_bytes + ENVELOPE_HEADROOM
+    # PutAction carries code up to OpenWhisk's own limit, above the invocation payload's.
+    receive = max(settings.max_payload_bytes + ENVELOPE_HEADROOM, MAX_ACTION_REQUEST_BYTES)
     return [
         ("grpc.max_receive_message_length", receive),
         ("grpc.max_send_message_length", settings.max_payload_bytes * REPLY_FACTOR

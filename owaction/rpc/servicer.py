@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import grpc
 
 from owaction import __version__, errors
+from owaction.management import ActionSpec, Route
 from owaction.rpc import openwhisk_action_pb2 as pb
 from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
 from owaction.rpc.interceptors import CURRENT_CLAIMS, abort_with
@@ -108,6 +109,38 @@ def _activation_details(result: ExecutionResult) -> dict[str, Any]:
         return {}
     return {"logs": [_text(line) for line in activation.logs],
             "annotations": _annotations(activation.annotations)}
+
+
+def _optional(message: Any, name: str) -> Any:
+    """A proto3 ``optional`` field's value, or None when it was not set."""
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def _json_value(text: str, what: str) -> Any:
+    """A JSON value from a text field; None when empty."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise errors.InvalidInput(f"{what} is not valid JSON") from None
+
+
+def _entity(entity_type: str, view: dict) -> pb.EntityResponse:
+    return pb.EntityResponse(
+        success=True, entity_type=entity_type, name=_text(view.get("name")),
+        namespace=_text(view.get("namespace")), version=_text(view.get("version")),
+        publish=bool(view.get("publish")), entity=_json(view),
+        status=_text(view.get("status")),
+    )
+
+
+def _route(route: Route) -> pb.Route:
+    return pb.Route(api_id=_text(route.api_id), basepath=_text(route.basepath),
+                    relpath=_text(route.relpath), verb=_text(route.verb),
+                    action=_text(route.action), action_namespace=_text(route.action_namespace),
+                    url=_text(route.url), response_type=_text(route.response_type),
+                    api_name=_text(route.api_name))
 
 
 class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
@@ -344,3 +377,117 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
             processing_time_ms=int(reply.get("processing_time_ms") or 0),
             timestamp=_text(reply.get("timestamp")),
         )
+
+    # --- managing entities ------------------------------------------------------------------
+
+    def _manage(self, context: grpc.ServicerContext, entity_type: str,
+                operation: Callable[[Any, CallContext], dict]) -> pb.EntityResponse:
+        """One EntityManager call with this call's context, answered as an EntityResponse."""
+        view = self._call(context, lambda: operation(self._service.management,
+                                                     self._context(context)))
+        return _entity(entity_type, view)
+
+    def PutAction(self, request, context):
+        def put(manager, ctx):
+            spec = ActionSpec(
+                kind=request.kind or None, code=_optional(request, "code"),
+                main=request.main or None, binary=_optional(request, "binary"),
+                components=tuple(request.components) or None,
+                parameters=request.parameters or None, annotations=request.annotations or None,
+                limits=request.limits or None, web_export=_optional(request, "web_export"),
+                raw_http=_optional(request, "raw_http"),
+                require_whisk_auth=_json_value(request.require_whisk_auth,
+                                               "require_whisk_auth"),
+            )
+            return manager.put_action(ctx, name=request.name, spec=spec,
+                                      namespace=request.namespace or None,
+                                      overwrite=request.overwrite)
+
+        return self._manage(context, "action", put)
+
+    def GetAction(self, request, context):
+        return self._manage(context, "action", lambda m, ctx: m.get_action(
+            ctx, name=request.name, namespace=request.namespace or None, code=request.code))
+
+    def DeleteAction(self, request, context):
+        return self._manage(context, "action", lambda m, ctx: m.delete_action(
+            ctx, name=request.name, namespace=request.namespace or None))
+
+    def PutPackage(self, request, context):
+        return self._manage(context, "package", lambda m, ctx: m.put_package(
+            ctx, name=request.name, namespace=request.namespace or None,
+            overwrite=request.overwrite, parameters=request.parameters or None,
+            annotations=request.annotations or None, publish=_optional(request, "publish"),
+            binding=request.binding or None))
+
+    def GetPackage(self, request, context):
+        return self._manage(context, "package", lambda m, ctx: m.get_package(
+            ctx, name=request.name, namespace=request.namespace or None))
+
+    def DeletePackage(self, request, context):
+        return self._manage(context, "package", lambda m, ctx: m.delete_package(
+            ctx, name=request.name, namespace=request.namespace or None, force=request.force))
+
+    def PutTrigger(self, request, context):
+        return self._manage(context, "trigger", lambda m, ctx: m.put_trigger(
+            ctx, name=request.name, namespace=request.namespace or None,
+            overwrite=request.overwrite, parameters=request.parameters or None,
+            annotations=request.annotations or None, feed=request.feed or None,
+            publish=_optional(request, "publish")))
+
+    def GetTrigger(self, request, context):
+        return self._manage(context, "trigger", lambda m, ctx: m.get_trigger(
+            ctx, name=request.name, namespace=request.namespace or None))
+
+    def DeleteTrigger(self, request, context):
+        return self._manage(context, "trigger", lambda m, ctx: m.delete_trigger(
+            ctx, name=request.name, namespace=request.namespace or None))
+
+    def PutRule(self, request, context):
+        return self._manage(context, "rule", lambda m, ctx: m.put_rule(
+            ctx, name=request.name, trigger=request.trigger, action=request.action,
+            namespace=request.namespace or None, overwrite=request.overwrite))
+
+    def GetRule(self, request, context):
+        return self._manage(context, "rule", lambda m, ctx: m.get_rule(
+            ctx, name=request.name, namespace=request.namespace or None))
+
+    def DeleteRule(self, request, context):
+        return self._manage(context, "rule", lambda m, ctx: m.delete_rule(
+            ctx, name=request.name, namespace=request.namespace or None))
+
+    def SetRuleState(self, request, context):
+        return self._manage(context, "rule", lambda m, ctx: m.set_rule_state(
+            ctx, name=request.name, active=request.active, namespace=request.namespace or None))
+
+    def ListEntities(self, request, context):
+        items = self._call(context, lambda: self._service.management.list_entities(
+            self._context(context), collection=request.collection,
+            namespace=request.namespace or None, limit=request.limit or DEFAULT_ACTION_LIMIT,
+            skip=request.skip))
+        return pb.ListEntitiesResponse(success=True, items=[
+            pb.EntityBrief(name=_text(i["name"]), namespace=_text(i["namespace"]),
+                           version=_text(i["version"]), publish=i["publish"],
+                           status=_text(i["status"]))
+            for i in items])
+
+    def CreateRoute(self, request, context):
+        route = self._call(context, lambda: self._service.management.create_route(
+            self._context(context), basepath=request.basepath, relpath=request.relpath,
+            verb=request.verb, action=request.action, namespace=request.namespace or None,
+            response_type=request.response_type or "json", api_name=request.api_name or None))
+        return pb.RouteResponse(success=True, route=_route(route))
+
+    def ListRoutes(self, request, context):
+        routes = self._call(context, lambda: self._service.management.list_routes(
+            self._context(context), namespace=request.namespace or None,
+            basepath=request.basepath or None, relpath=request.relpath or None,
+            verb=request.verb or None))
+        return pb.ListRoutesResponse(success=True, routes=[_route(r) for r in routes])
+
+    def DeleteRoute(self, request, context):
+        deleted = self._call(context, lambda: self._service.management.delete_route(
+            self._context(context), basepath=request.basepath,
+            relpath=request.relpath or None, verb=request.verb or None,
+            namespace=request.namespace or None))
+        return pb.DeleteRouteResponse(success=True, deleted=deleted)
