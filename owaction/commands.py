@@ -32,22 +32,15 @@ The action receives this payload (the module SDK's shape plus the raw pieces)::
 from __future__ import annotations
 
 import json
-import logging
-import os
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from owaction.logs import aaa
 from owaction.names import InvalidName, check_name, split_action
-
-log = logging.getLogger("owaction.commands")
+from owaction.reloadable import ReloadableFile
 
 RESPONSE_ACTIONS = ("chat", "media", "ticker", "general", "form")
-_RELOAD_CHECK_SECONDS = 1.0
 
 
 class CommandFileError(ValueError):
@@ -131,81 +124,29 @@ def parse_commands(text: str, *, source: str = "commands file", max_timeout_ms: 
     return out
 
 
-class CommandMap:
+class CommandMap(ReloadableFile):
     """The live mapping; safe to share between threads and greenlets."""
+
+    what = "commands"
+    file_error = CommandFileError
 
     def __init__(self, path: str = "", *, unmapped_package: str = "",
                  max_timeout_ms: int = 60000):
-        self.path = path
         self.unmapped_package = unmapped_package
         self.max_timeout_ms = max_timeout_ms
-        self._commands: dict[str, Command] = {}
-        self._signature: tuple | None = None
-        self._checked_at = 0.0
-        self._lock = threading.Lock()
-        self._listeners: list = []
-        if path:
-            self.reload(initial=True)
+        super().__init__(path)
 
     @property
     def commands(self) -> list[Command]:
-        return list(self._commands.values())
+        return list(self.entries.values())
 
-    def on_change(self, listener) -> None:
-        """Call ``listener(command_map)`` after every successful reload that changed something."""
-        self._listeners.append(listener)
-
-    def _stat(self) -> tuple | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    def reload(self, *, initial: bool = False) -> bool:
-        """Re-read the file. True if the mapping changed; a bad file keeps the old mapping."""
-        if not self.path:
-            return False
-        with self._lock:
-            signature = self._stat()
-            try:
-                with open(self.path, encoding="utf-8") as fh:
-                    text = fh.read()
-                commands = parse_commands(text, source=self.path,
-                                          max_timeout_ms=self.max_timeout_ms)
-            except (OSError, UnicodeDecodeError, CommandFileError) as exc:
-                self._signature = signature
-                message = exc if isinstance(exc, CommandFileError) else (
-                    f"cannot read {self.path}: {exc}")
-                aaa("SYSTEM", "commands_reload", "REFUSED", level=logging.ERROR,
-                    msg=f"{message}; keeping the previous {len(self._commands)} commands")
-                if initial:
-                    raise CommandFileError(str(message)) from None
-                return False
-            self._signature = signature
-            changed = commands != self._commands
-            self._commands = commands
-        if changed:
-            aaa("SYSTEM", "commands_reload", "SUCCESS", commands=len(commands), file=self.path)
-            for listener in self._listeners:
-                listener(self)
-        return changed
-
-    def maybe_reload(self) -> None:
-        """Reload if the file changed; cheap enough to call on every request."""
-        if not self.path:
-            return
-        now = time.monotonic()
-        if now - self._checked_at < _RELOAD_CHECK_SECONDS:
-            return
-        self._checked_at = now
-        if self._stat() != self._signature:
-            self.reload()
+    def parse(self, text: str) -> dict[str, Command]:
+        return parse_commands(text, source=self.path, max_timeout_ms=self.max_timeout_ms)
 
     def lookup(self, command: str) -> Command | None:
         self.maybe_reload()
         key = command_key(command)
-        found = self._commands.get(key)
+        found = self.entries.get(key)
         if found is not None:
             return found
         if self.unmapped_package and key:
