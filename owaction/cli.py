@@ -124,7 +124,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     token = args.token or TokenVerifier(settings).issue(_cli_service(settings),
                                                         ALL_PERMISSIONS)[0]
-    host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+    host = _local_host(settings)
     if args.via == "grpc":
         import grpc
 
@@ -154,7 +154,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
     import requests
 
-    base = args.url or f"http://{host}:{settings.rest_port}"
+    base = args.url or rest_base_url(settings)
     path = "/api/v1/actions/invoke" if args.blocking else "/api/v1/actions/invoke-async"
     body = {"action_name": args.action, "payload": params}
     if args.namespace:
@@ -170,6 +170,15 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     except ValueError:
         print(response.text)
     return EXIT_OK if response.status_code in (200, 202) else EXIT_FAILED
+
+
+def _local_host(settings) -> str:
+    return "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+
+
+def rest_base_url(settings) -> str:
+    """Where this machine reaches the module's REST server."""
+    return f"http://{_local_host(settings)}:{settings.rest_port}"
 
 
 # --- configuration and database ------------------------------------------------------------
@@ -435,6 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = p.add_subparsers(dest="db_command", required=True, metavar="SUBCOMMAND")
     d = dsub.add_parser("migrate", help="create or migrate the tables")
     d.set_defaults(func=cmd_db_migrate)
+
+    from owaction.webhooks.cli import add_parser as add_webhook_parser
+
+    add_webhook_parser(sub, _settings, rest_base_url)
     return parser
 
 

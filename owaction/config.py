@@ -364,6 +364,10 @@ VARIABLES: tuple[Var, ...] = (
         "module name in replies, logs and registration", group="waddlebot"),
     Var("COMMANDS_FILE", "commands_file", _str, "",
         "YAML or JSON file mapping #commands to actions", group="waddlebot"),
+    Var("WEBHOOKS_FILE", "webhooks_file", _str, "",
+        "YAML or JSON file of signed inbound webhooks (empty: none)", group="waddlebot"),
+    Var("WEBHOOK_ACK_SECONDS", "webhook_ack_seconds", _positive_float, "2",
+        "longest a webhook sender waits for its target before a 202", group="waddlebot"),
     Var("UNMAPPED_COMMAND_PACKAGE", "unmapped_command_package", _str, "",
         "package an unmapped #command is looked up in (empty: reply 'unknown command')",
         group="waddlebot"),
@@ -451,6 +455,8 @@ class Settings:
     callback_allowed_hosts: tuple[str, ...]
     module_name: str
     commands_file: str
+    webhooks_file: str
+    webhook_ack_seconds: float
     unmapped_command_package: str
     router_url: str
     router_register_path: str

@@ -43,6 +43,8 @@ from owaction.openwhisk.models import (
     WebActionResponse,
 )
 from owaction.store import DuplicateIdempotencyKey
+from owaction.webhooks.deliveries import WebhookDeliveries
+from owaction.webhooks.hooks import HookMap
 
 log = logging.getLogger("owaction.service")
 
@@ -228,13 +230,15 @@ class ActionService:
 
     def __init__(self, *, settings: Settings, client: Any, store: Any,
                  commands: CommandMap | None = None, rate_limiter: Any = None,
-                 clock: Callable[[], float] = time.time):
+                 webhooks: HookMap | None = None, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.client = client
         self.store = store
         self.commands = commands if commands is not None else CommandMap()
         self.rate_limiter = rate_limiter
         self._clock = clock
+        # The webhook use case lives in its own module; it shares this service's parts.
+        self.webhooks = WebhookDeliveries(self, webhooks if webhooks is not None else HookMap())
         self._openwhisk_seen: tuple[float, bool] = (0.0, False)
         from owaction.management import EntityManager  # it uses this module's error table
 
@@ -256,6 +260,7 @@ class ActionService:
             store=ExecutionStore.from_settings(settings),
             commands=commands,
             rate_limiter=RateLimiter(settings),
+            webhooks=HookMap(settings.webhooks_file),
         )
 
     def close(self) -> None:

@@ -33,7 +33,17 @@ class RestState:
 
 def create_app(settings: Settings | None = None, *, service: Any = None) -> Flask:
     """The WSGI app; settings from the environment and a service from the settings by default."""
-    from owaction.rest import actions, auth, commands, entities, errors, executions, health, openapi
+    from owaction.rest import (
+        actions,
+        auth,
+        commands,
+        entities,
+        errors,
+        executions,
+        health,
+        openapi,
+        webhooks,
+    )
     from owaction.rest.api import REQUEST_ID_HEADER, request_id
 
     settings = settings if settings is not None else load_settings()
@@ -68,7 +78,7 @@ def create_app(settings: Settings | None = None, *, service: Any = None) -> Flas
             IN_FLIGHT.labels("rest").dec()
 
     errors.register(app)
-    for module in (auth, actions, commands, entities, executions, health, openapi):
+    for module in (auth, actions, commands, entities, executions, health, openapi, webhooks):
         app.register_blueprint(module.bp)
     app.add_url_rule("/metrics", "metrics", _metrics)
     if tracing.enabled():

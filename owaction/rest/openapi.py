@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
 from owaction import __version__
+from owaction.rest import webhooks
 from owaction.rest.api import ApiBlueprint, Operation
 from owaction.rest.schemas import ErrorBody
 from owaction.service import MAX_CALLBACK_URL
@@ -181,6 +182,8 @@ def build(app: Flask) -> dict:
                               "content": {"text/plain": {"schema": {"type": "string"}}}}},
         "security": [],
     }}
+
+    paths[_PATH_PARAM.sub(r"{\1}", webhooks.RULE)] = webhooks.openapi_path(error_ref)
 
     return {
         "openapi": "3.1.0",

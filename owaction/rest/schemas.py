@@ -257,7 +257,7 @@ class ActionsReply(Reply):
 
 ExecutionStatus = Literal["pending", "accepted", "succeeded", "failed", "error", "timeout",
                           "unknown"]
-ActionType = Literal["action", "async", "sequence", "web", "trigger", "command"]
+ActionType = Literal["action", "async", "sequence", "web", "trigger", "command", "webhook"]
 
 
 class Execution(Reply):

@@ -35,6 +35,7 @@ class ActionType(enum.StrEnum):
     WEB = "web"
     TRIGGER = "trigger"
     COMMAND = "command"
+    WEBHOOK = "webhook"
 
 
 PENDING, ACCEPTED, SUCCEEDED, FAILED, ERROR, TIMEOUT, UNKNOWN = Status

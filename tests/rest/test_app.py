@@ -30,7 +30,7 @@ def test_openapi_documents_every_route_with_its_methods(make_app):
     }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert routes == documented
-    assert len(documented) == 35  # 15, and 20 of entity management
+    assert len(documented) == 36  # 15, 20 of entity management, and the webhook receiver
 
 
 def test_openapi_schemas_are_valid_json_schema_and_name_the_security_scheme(make_app):
