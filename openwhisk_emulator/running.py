@@ -171,6 +171,7 @@ class Invoker:
             timeout_ms=limits["timeout"],
             memory_mb=limits["memory"],
             logs_mb=limits["logs"],
+            binary=bool(action.exec.get("binary")),
             env=(
                 ("__OW_API_HOST", self.api_host),
                 ("__OW_API_KEY", self.api_key),

@@ -15,7 +15,11 @@ and reaped after ``idle_seconds`` idle. A worker that failed in any way is kille
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
+import io
 import json
 import os
 import secrets
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +41,7 @@ PYTHON_KINDS = ("python:3",)
 NODE_KINDS = ("nodejs:20", "nodejs:default")
 
 MAX_RESULT_BYTES = 1048576
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
 _MIB = 1024 * 1024
 _SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
 # A control header is a short JSON line; anything longer is a broken worker, not a result.
@@ -79,6 +85,7 @@ class ActionCode:
     memory_mb: int = 256
     logs_mb: int = 10
     env: tuple[tuple[str, str], ...] = ()
+    binary: bool = False  # ``code`` is a base64 zip
 
 
 @dataclass
@@ -463,11 +470,18 @@ class Runtime:
         if cold:
             init_start = time.monotonic()
             init_start_ms = _epoch_ms()
+            init = {"op": "init", "main": action.main or "main", "sentinel": worker.sentinel}
             try:
-                worker.send(
-                    {"op": "init", "code": action.code, "main": action.main or "main",
-                     "sentinel": worker.sentinel}
-                )
+                if action.binary:
+                    init["dir"] = str(self._unpack(action))
+                else:
+                    init["code"] = action.code
+            except ValueError as exc:
+                init_ms = _epoch_ms() - init_start_ms
+                return self._fail(worker, session, MSG_INIT_FAILED.format(msg=exc),
+                                  init_start_ms + init_ms, wait_ms, init_ms=init_ms)
+            try:
+                worker.send(init)
                 reply = session.wait_reply(init_start + timeout_s)
             except TimeoutError:
                 init_ms = _epoch_ms() - init_start_ms
@@ -550,6 +564,29 @@ class Runtime:
             status="whisk internal error", result={"error": message}, logs=[], start_ms=began_ms,
             end_ms=now, init_ms=None, wait_ms=now - began_ms, timed_out=False,
         )
+
+    def _unpack(self, action: ActionCode) -> Path:
+        """The action's zip, extracted once per version; ValueError when it is not one."""
+        target = self._workdir / "zips" / hashlib.sha256(action.key.encode()).hexdigest()
+        if target.is_dir():
+            return target
+        try:
+            data = base64.b64decode(action.code.strip(), validate=True)
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                if sum(info.file_size for info in archive.infolist()) > MAX_UNZIPPED_BYTES:
+                    raise ValueError("the zip holds more than the action may unpack")
+                partial = target.with_name(target.name + f".{secrets.token_hex(4)}")
+                # extractall keeps every member inside ``partial`` (no absolute or .. paths).
+                archive.extractall(partial)
+        except (binascii.Error, zipfile.BadZipFile, OSError) as exc:
+            raise ValueError(f"the code is not a valid zip file: {exc}") from None
+        try:
+            partial.rename(target)
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)  # a concurrent cold start got there first
+            if not target.is_dir():
+                raise ValueError("the zip could not be unpacked") from None
+        return target
 
     # --- processes -----------------------------------------------------------------------------
 

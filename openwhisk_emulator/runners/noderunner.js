@@ -87,10 +87,29 @@ function load(code, mainName) {
   return handler;
 }
 
+// A zip action, unzipped by the emulator: the module package.json's "main" names (else index.js),
+// and the entry among its exports, as the nodejs runtime finds it.
+function loadDir(dir, mainName) {
+  let file = 'index.js';
+  const manifest = path.join(dir, 'package.json');
+  if (fs.existsSync(manifest)) {
+    file = JSON.parse(fs.readFileSync(manifest, 'utf8')).main || file;
+  }
+  process.chdir(dir);
+  const exported = require(path.resolve(dir, file));
+  const handler = exported && typeof exported[mainName] === 'function'
+    ? exported[mainName] : exported;
+  if (typeof handler !== 'function') {
+    throw new Error(`Action entrypoint '${mainName}' is not a function.`);
+  }
+  return handler;
+}
+
 function init(message) {
   sentinel = message.sentinel + '\n';
   try {
-    entry = load(message.code, message.main || 'main');
+    entry = message.dir ? loadDir(message.dir, message.main || 'main')
+      : load(message.code, message.main || 'main');
   } catch (e) {
     console.error('Error during initialization:', e);
     writeSentinels(() => {

@@ -17,8 +17,9 @@ A python worker is a fork of this process (imports already loaded, so a cold sta
 rather than an interpreter start). It speaks JSON lines on fd 3, never on stdout/stderr, so an
 action that prints JSON cannot forge its result:
 
-- in ``{"op": "init", "code", "main", "sentinel"}`` -> out ``{"ok": true}`` or
-  ``{"ok": false, "error": msg}``
+- in ``{"op": "init", "code" | "dir", "main", "sentinel"}`` -> out ``{"ok": true}`` or
+  ``{"ok": false, "error": msg}``; ``dir`` is an unzipped action, whose ``__main__.py`` is run
+  with the directory first on ``sys.path``.
 - in ``{"op": "run", "value", "env"}`` -> out ``{"status": "result", "size": N}`` plus N bytes of
   what ``main`` produced, ``{"status": "memory"}``, or ``{"status": "developer", "error": msg}``.
 
@@ -103,11 +104,21 @@ def _print_action_error(exc: BaseException, runner_frames: int) -> None:
     traceback.print_exception(type(exc), exc, tb)
 
 
-def _load_action(code: str, main_name: str):
+def _load_action(message: dict, main_name: str):
+    filename, code = "main__.py", message.get("code")
+    if message.get("dir"):
+        # As the python runtime runs a zip action: its own modules importable, cwd its folder.
+        sys.path.insert(0, message["dir"])
+        os.chdir(message["dir"])
+        filename = os.path.join(message["dir"], "__main__.py")
+        if not os.path.isfile(filename):
+            raise FileNotFoundError("the zip has no __main__.py")
+        with open(filename, encoding="utf-8") as source:
+            code = source.read()
     module = types.ModuleType("main__")
-    module.__file__ = "main__.py"
+    module.__file__ = filename
     sys.modules["main__"] = module
-    exec(compile(code, "main__.py", "exec"), module.__dict__)  # noqa: S102 - running it is the point
+    exec(compile(code, filename, "exec"), module.__dict__)  # noqa: S102 - running it is the point
     entry = module.__dict__.get(main_name)
     if not callable(entry):
         raise NameError(f"the action defines no function '{main_name}'")
@@ -142,7 +153,7 @@ def python_worker() -> None:
         if message["op"] == "init":
             sentinel = message["sentinel"].encode() + b"\n"
             try:
-                entry = _load_action(message["code"], message.get("main") or "main")
+                entry = _load_action(message, message.get("main") or "main")
             except MemoryError:
                 _write_sentinels(sentinel)
                 channel.send({"ok": False, "memory": True})
