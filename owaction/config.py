@@ -128,6 +128,32 @@ def _ttl_pairs(raw: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
+_WEB_TARGET = re.compile(r"\A([^/\s,=]+/){1,2}[^/\s,=]+\Z")
+_ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _web_target(name: str) -> str:
+    if not _WEB_TARGET.match(name) or "*" in name[:-2] or (
+            name.endswith("*") and not name.endswith("/*")):
+        raise ValueError(f"web action {name!r} must be package/action, package/* or "
+                         "namespace/package/action (default/action when not in a package)")
+    return name
+
+
+def _web_targets(raw: str) -> tuple[str, ...]:
+    return tuple(_web_target(name) for name in _csv(raw))
+
+
+def _web_secret_vars(raw: str) -> tuple[tuple[str, str], ...]:
+    """``package/action=ENV_NAME`` pairs: the secret itself lives in that variable."""
+    pairs = _pairs(raw)
+    for name, env_name in pairs:
+        _web_target(name)
+        if not _ENV_NAME.match(env_name):
+            raise ValueError(f"{env_name!r} must be the name of an environment variable")
+    return pairs
+
+
 def _port(raw: str) -> int:
     port = _int(raw)
     if not 1 <= port <= 65535:
@@ -271,6 +297,14 @@ VARIABLES: tuple[Var, ...] = (
         "(OpenWhisk's nginx closes idle ones after 65 s)", group="openwhisk"),
     Var("OPENWHISK_GET_RETRIES", "openwhisk_get_retries", _int, "3",
         "retries of idempotent GETs on connection errors and 502/503/504", group="openwhisk"),
+    Var("WEB_ACTION_SECRETS", "web_action_secrets", _web_secret_vars, "",
+        "`package/action=ENV_NAME` pairs (`package/*` for a whole package, "
+        "`namespace/package/action` elsewhere): the action's `require-whisk-auth` secret, "
+        "sent as X-Require-Whisk-Auth, is read from variable ENV_NAME", group="openwhisk"),
+    Var("WEB_ACTION_KEY_ALLOWED", "web_action_key_allowed", _web_targets, "",
+        "web actions (same forms) annotated `require-whisk-auth: true` that may be sent "
+        "OPENWHISK_AUTH_KEY; their code can read it. Every other web action gets no "
+        "credentials", group="openwhisk"),
     Var("BREAKER_FAIL_MAX", "breaker_fail_max", _positive_int, "5",
         "consecutive OpenWhisk transport failures or 5xx that open the circuit breaker",
         group="openwhisk"),
@@ -416,6 +450,8 @@ class Settings:
     max_action_timeout: int
     openwhisk_keepalive_idle: float
     openwhisk_get_retries: int
+    web_action_secrets: tuple[tuple[str, str], ...]
+    web_action_key_allowed: tuple[str, ...]
     breaker_fail_max: int
     breaker_reset_timeout: float
     bind_host: str
@@ -470,6 +506,8 @@ class Settings:
     syslog_port: int
     syslog_facility: str
     environ_snapshot: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    # The variables WEB_ACTION_SECRETS names, and their values: secrets, shown nowhere.
+    web_action_secret_env: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
@@ -509,7 +547,7 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed (for tests and sub-processes), re-validated."""
-        env = dict(self.as_env(mask_secrets=False))
+        env = {**dict(self.web_action_secret_env), **self.as_env(mask_secrets=False)}
         for attr, value in changes.items():
             var = _BY_ATTR[attr]
             if isinstance(value, bool):
@@ -530,6 +568,12 @@ class Settings:
     @property
     def api_key_map(self) -> dict[str, str]:
         return dict(self.api_keys)
+
+    @property
+    def web_action_secret_map(self) -> dict[str, str]:
+        """Web action (as configured) -> its X-Require-Whisk-Auth secret."""
+        values = dict(self.web_action_secret_env)
+        return {name: values[env_name] for name, env_name in self.web_action_secrets}
 
     @property
     def cacheable_action_map(self) -> dict[str, int]:
@@ -617,8 +661,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             r"\A\d+\s*/\s*(second|minute|hour|day)\Z", values[attr]
         ):
             problems.append(f"{_BY_ATTR[attr].env} must look like 600/minute")
+    secret_env = []
+    for name, env_name in values.get("web_action_secrets", ()):
+        value = (env.get(env_name) or "").strip()
+        if not value:
+            problems.append(f"WEB_ACTION_SECRETS names {env_name} for {name}, which is not set")
+        elif not re.match(r"\A[!-~]+\Z", value):
+            problems.append(f"{env_name} (a web action secret) must be visible ASCII, one line")
+        secret_env.append((env_name, value))
     if problems:
         raise ConfigError(problems)
+    values["web_action_secret_env"] = tuple(secret_env)
 
     if not values["data_dir"]:
         values["data_dir"] = _default_data_dir()

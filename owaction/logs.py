@@ -170,6 +170,7 @@ def secrets_of(settings: Settings) -> list[str]:
     key = settings.openwhisk_auth_key
     values += [key, key.partition(":")[2]]
     values += [k for _, k in settings.api_keys]
+    values += [v for _, v in settings.web_action_secret_env]
     return [v for v in values if v]
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from owaction.names import (
     split_action,
 )
 from owaction.openwhisk import errors as ow
+from owaction.openwhisk.client import DEFAULT_WEB_EXTENSION, reserved_header
 from owaction.openwhisk.models import (
     STATUS_WHISK_ERROR,
     ActionInfo,
@@ -147,8 +149,26 @@ class ExecutionResult:
         return self.outcome in (SUCCEEDED, ACCEPTED)
 
 
+_NOT_FINITE = ("payload holds NaN, Infinity or a number too large for a double, which JSON "
+               "cannot carry")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise errors.InvalidInput(_NOT_FINITE)
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise errors.InvalidInput(_NOT_FINITE)
+
+
 def parse_payload(payload: Any, max_bytes: int) -> dict:
-    """A JSON object from a dict, None, or JSON text; InvalidInput or PayloadTooLarge if not."""
+    """A JSON object from a dict, None, or JSON text; InvalidInput or PayloadTooLarge if not.
+
+    Python's json reads NaN, Infinity and 1e400 (as inf), which OpenWhisk's JSON cannot hold:
+    they are the caller's error here, before anything is recorded or sent."""
     if payload is None or payload == "":
         return {}
     if isinstance(payload, bytes):
@@ -160,7 +180,7 @@ def parse_payload(payload: Any, max_bytes: int) -> dict:
         if len(payload.encode("utf-8")) > max_bytes:
             raise errors.PayloadTooLarge(f"payload is larger than {max_bytes} bytes")
         try:
-            payload = json.loads(payload)
+            payload = json.loads(payload, parse_float=_finite, parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
             raise errors.InvalidInput(f"payload is not valid JSON: {exc}") from None
         if not isinstance(payload, dict):
@@ -169,8 +189,12 @@ def parse_payload(payload: Any, max_bytes: int) -> dict:
     if not isinstance(payload, dict):
         raise errors.InvalidInput("payload must be a JSON object")
     try:
-        size = len(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
-    except (TypeError, ValueError, RecursionError) as exc:
+        size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8"))
+    except ValueError as exc:
+        if "Out of range float" in str(exc):
+            raise errors.InvalidInput(_NOT_FINITE) from None
+        raise errors.InvalidInput(f"payload is not JSON-serialisable: {exc}") from None
+    except (TypeError, RecursionError) as exc:
         raise errors.InvalidInput(f"payload is not JSON-serialisable: {exc}") from None
     if size > max_bytes:
         raise errors.PayloadTooLarge(f"payload is larger than {max_bytes} bytes ({size})")
@@ -192,6 +216,8 @@ def _error_text(value: Any) -> str | None:
 # One table: client exception -> (domain exception, store status, status code to record).
 _CLIENT_ERRORS: tuple[tuple[type[Exception], type[errors.ServiceError], str, str], ...] = (
     (ow.InvalidName, errors.InvalidInput, ERROR, "invalid name"),
+    (ow.InvalidRequest, errors.InvalidInput, ERROR, "the request cannot be sent as given"),
+    (ow.WebActionAuthRequired, errors.PermissionDenied, ERROR, ""),
     (ow.CircuitOpen, errors.Unavailable, ERROR, "OpenWhisk is failing; the circuit is open"),
     (ow.ConnectFailed, errors.Unavailable, ERROR, "OpenWhisk is unreachable"),
     (ow.RequestTimedOut, errors.UpstreamTimeout, TIMEOUT, "OpenWhisk did not answer in time"),
@@ -240,6 +266,7 @@ class ActionService:
         # The webhook use case lives in its own module; it shares this service's parts.
         self.webhooks = WebhookDeliveries(self, webhooks if webhooks is not None else HookMap())
         self._openwhisk_seen: tuple[float, bool] = (0.0, False)
+        self._probe_lock = threading.Lock()
         from owaction.management import EntityManager  # it uses this module's error table
 
         # Creating, changing and deleting OpenWhisk entities (the `manage` permission).
@@ -600,7 +627,7 @@ class ActionService:
                           package_name: str | None = "default", namespace: str | None = None,
                           payload: Any = None, method: str = "POST",
                           headers: dict[str, str] | None = None,
-                          extension: str = ".json") -> ExecutionResult:
+                          extension: str | None = DEFAULT_WEB_EXTENSION) -> ExecutionResult:
         ns = self._namespace(namespace)
         package = package_name or "default"
         try:
@@ -610,7 +637,7 @@ class ActionService:
         method = (method or "POST").upper()
         if method not in WEB_METHODS:
             raise errors.InvalidInput(f"method must be one of {', '.join(WEB_METHODS)}")
-        extension = extension if extension is not None else ".json"
+        extension = extension if extension is not None else DEFAULT_WEB_EXTENSION
         if extension and not extension.startswith("."):
             extension = "." + extension
         if extension not in WEB_EXTENSIONS:
@@ -623,6 +650,11 @@ class ActionService:
                 raise errors.InvalidInput(
                     f"header {name[:64]!r} cannot be sent: names are HTTP tokens, values "
                     "visible ASCII without leading or trailing spaces")
+            if reserved_header(name):
+                raise errors.InvalidInput(
+                    f"header {name!r} cannot be sent: hop-by-hop and framing headers (Host, "
+                    "Connection, Content-Length, Transfer-Encoding, TE, Trailer, Upgrade, "
+                    "Keep-Alive, Expect, Proxy-*) are the module's own")
         body = self._payload(payload)
         target = f"{package}/{action_name}"
 
@@ -925,16 +957,20 @@ class ActionService:
         return state
 
     def _openwhisk_reachable(self) -> bool:
+        """Cached for 10 s; one probe at a time (the others answer the last known state), and
+        outside the circuit breaker, so a flood of health checks can never open it."""
         checked_at, ok = self._openwhisk_seen
-        now = time.monotonic()
-        if now - checked_at < 10:
+        if time.monotonic() - checked_at < 10 or not self._probe_lock.acquire(blocking=False):
             return ok
         try:
-            self.client.info(timeout=1.0)
-            ok = True
-        except ow.OpenWhiskError:
-            ok = False
-        self._openwhisk_seen = (now, ok)
+            try:
+                self.client.info(timeout=1.0, guarded=False)
+                ok = True
+            except ow.OpenWhiskError:
+                ok = False
+            self._openwhisk_seen = (time.monotonic(), ok)
+        finally:
+            self._probe_lock.release()
         return ok
 
 

@@ -129,7 +129,16 @@ def test_sequence_runs_its_components(make_service):
 
 
 def test_web_action_answers_with_status_headers_and_body(make_service):
-    result = make_service().invoke_web_action(CTX, action_name="webhello",
+    result = make_service().invoke_web_action(CTX, action_name="webstatus",
+                                              payload={"status": 201}, method="POST")
+    # No extension asked: OpenWhisk's .http, so the action's statusCode and headers are the answer.
+    assert result.status_code == 201 and result.success
+    assert json.loads(result.response_body) == {"created": True, "status": 201}
+    assert result.response_headers["X-Example"] == "yes"
+
+
+def test_web_action_json_extension_renders_the_whole_result(make_service):
+    result = make_service().invoke_web_action(CTX, action_name="webhello", extension=".json",
                                               payload={"name": "Web"}, method="POST")
     assert result.status_code == 200 and result.success
     assert json.loads(result.response_body) == {"message": "Hello Web"}

@@ -23,12 +23,15 @@ import requests
 
 from owaction import __version__, names
 from owaction.names import path_segment
+from owaction.openwhisk.breaker import make_breaker
 from owaction.openwhisk.errors import (
     BadGateway,
     CircuitOpen,
     HTTPStatusError,
     InvalidName,
+    InvalidRequest,
     TransportError,
+    WebActionAuthRequired,
     error_for_status,
 )
 from owaction.openwhisk.models import (
@@ -46,6 +49,7 @@ from owaction.openwhisk.transport import (
     make_session,
     translate,
 )
+from owaction.openwhisk.webauth import REQUIRE_WHISK_AUTH, WebActionAuth
 
 log = logging.getLogger("owaction.openwhisk")
 
@@ -53,6 +57,15 @@ ACTIVATION_ID_HEADER = "x-openwhisk-activation-id"
 RETRY_STATUSES = frozenset({502, 503, 504})
 WEB_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 WEB_EXTENSIONS = frozenset({"", ".http", ".json", ".html", ".svg", ".text"})
+# OpenWhisk's answer when a web action is called with no extension.
+DEFAULT_WEB_EXTENSION = ".http"
+# Hop-by-hop and framing headers describe the module's own connection to OpenWhisk, so a
+# caller's would at best be ignored and at worst frame the request wrongly (Transfer-Encoding
+# beside Content-Length): they are refused. Names are lower-case; any ``proxy-*`` too.
+RESERVED_WEB_HEADERS = frozenset({
+    "host", "connection", "keep-alive", "transfer-encoding", "content-length", "te",
+    "trailer", "upgrade", "expect",
+})
 # Time OpenWhisk needs past its blocking wait to send the 202 that says "still running".
 BLOCKING_MARGIN = 5.0
 # Under a caller's deadline the margin must be small, or short deadlines leave no wait at all.
@@ -161,6 +174,12 @@ def _is_activation(body: Any) -> bool:
     return isinstance(body, dict) and "activationId" in body and "response" in body
 
 
+def reserved_header(name: str) -> bool:
+    """Whether a web-action header is the module's to send, never a caller's."""
+    lowered = name.lower()
+    return lowered in RESERVED_WEB_HEADERS or lowered.startswith("proxy-")
+
+
 def _web_failure(response: requests.Response) -> bool:
     # A web action's own 5xx carries its activation id; a 5xx without one is OpenWhisk's.
     return response.status_code >= 500 and ACTIVATION_ID_HEADER not in response.headers
@@ -212,6 +231,7 @@ class OpenWhiskClient:
         get_retries: int = 3,
         keepalive_idle: float = DEFAULT_KEEPALIVE_IDLE,
         breaker: pybreaker.CircuitBreaker | None = None,
+        web_auth: WebActionAuth | None = None,
         backoff_base: float = 0.2,
         backoff_max: float = 5.0,
         jitter: Callable[[float], float] = full_jitter,
@@ -231,6 +251,7 @@ class OpenWhiskClient:
         self.get_retries = max(0, get_retries)
         self.keepalive_idle = keepalive_idle
         self.breaker = breaker
+        self.web_auth = web_auth or WebActionAuth()
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.jitter = jitter
@@ -250,11 +271,7 @@ class OpenWhiskClient:
                       breaker: Any = _FROM_SETTINGS) -> OpenWhiskClient:
         """A client configured from ``Settings``; a circuit breaker unless ``breaker=None``."""
         if breaker is _FROM_SETTINGS:
-            breaker = pybreaker.CircuitBreaker(
-                fail_max=settings.breaker_fail_max,
-                reset_timeout=settings.breaker_reset_timeout,
-                name="openwhisk",
-            )
+            breaker = make_breaker(settings)
         return cls(
             api_host=settings.openwhisk_api_host,
             auth_key=settings.openwhisk_auth_key,
@@ -268,6 +285,9 @@ class OpenWhiskClient:
             get_retries=settings.openwhisk_get_retries,
             keepalive_idle=settings.openwhisk_keepalive_idle,
             breaker=breaker,
+            web_auth=WebActionAuth.build(settings.openwhisk_namespace,
+                                         settings.web_action_secret_map.items(),
+                                         settings.web_action_key_allowed),
         )
 
     def close(self) -> None:
@@ -302,9 +322,12 @@ class OpenWhiskClient:
     def _headers(self, request_id: str | None, headers: dict[str, str] | None) -> dict[str, str]:
         out = {"User-Agent": f"owaction/{__version__}"}
         for name, value in (headers or {}).items():
-            if not isinstance(name, str) or not isinstance(value, str) or any(
-                    c in name + value for c in "\r\n\0"):
-                raise InvalidName(f"header {name!r} is not a single-line string")
+            # http.client sends header text as Latin-1 and refuses control characters only
+            # once connected: refused here, before anything is sent or counted.
+            if not isinstance(name, str) or not isinstance(value, str) or not (
+                    name + value).isascii() or any(ord(c) < 32 or ord(c) == 127
+                                                   for c in name + value):
+                raise InvalidName(f"header {name[:64]!r} is not a single line of ASCII")
             out[name] = value
         if request_id is not None:
             if not isinstance(request_id, str) or any(c in request_id for c in "\r\n\0"):
@@ -325,15 +348,19 @@ class OpenWhiskClient:
         read_timeout: float | None = None,
         idempotent: bool = False,
         is_failure: Callable[[requests.Response], bool] = _server_failure,
+        send_key: bool = True,
+        guarded: bool = True,
     ) -> requests.Response:
         """One logical call: a response of any status, or a TransportError.
 
         Retries a connection refused before anything was sent, for any method, and (when
         ``idempotent``) dropped connections, timeouts and 502/503/504, within the read timeout
-        the caller gave.
+        the caller gave. ``send_key`` False sends no credentials; ``guarded`` False keeps the
+        call outside the circuit breaker (neither refused by it nor counted).
         """
-        send_headers = self._headers(request_id, headers)
-        url = self.api_host + path
+        prepared = self._prepare(method, self.api_host + path, what=what, params=params,
+                                 json_body=json_body,
+                                 headers=self._headers(request_id, headers), send_key=send_key)
         deadline = None if read_timeout is None else time.monotonic() + read_timeout
         attempt = 0
         while True:
@@ -344,9 +371,8 @@ class OpenWhiskClient:
                 remaining = max(0.001, deadline - time.monotonic())
                 timeout = (min(self.connect_timeout, remaining), remaining)
             try:
-                response = self._attempt(method, url, what=what, params=params,
-                                         json_body=json_body, headers=send_headers,
-                                         timeout=timeout, is_failure=is_failure)
+                response = self._attempt(prepared, what=what, timeout=timeout,
+                                         is_failure=is_failure, guarded=guarded)
             except CircuitOpen:
                 raise
             except TransportError as exc:
@@ -375,23 +401,45 @@ class OpenWhiskClient:
         self.sleep(delay)
         return True
 
-    def _attempt(self, method: str, url: str, *, what: str, params, json_body, headers, timeout,
-                 is_failure: Callable[[requests.Response], bool]) -> requests.Response:
-        probing = self._admit(what)
+    def _prepare(self, method: str, url: str, *, what: str, params, json_body, headers,
+                 send_key: bool) -> requests.PreparedRequest:
+        """The request as it goes out, built once for every attempt. What cannot be encoded
+        (NaN in JSON, text a URL cannot hold) is the caller's error: raised before anything
+        is sent, and never counted as OpenWhisk failing."""
+        request = requests.Request(method, url, params=params, json=json_body, headers=headers,
+                                   auth=self._auth if send_key else None)
         try:
+            return self._session.prepare_request(request)
+        except (requests.RequestException, ValueError) as exc:
+            raise InvalidRequest(f"{what}: the request cannot be sent as given: {exc}") from None
+
+    def _attempt(self, prepared: requests.PreparedRequest, *, what: str, timeout,
+                 is_failure: Callable[[requests.Response], bool],
+                 guarded: bool = True) -> requests.Response:
+        probing = self._admit(what) if guarded else False
+        try:
+            settings = self._session.merge_environment_settings(
+                prepared.url, {}, None, self.verify, None)
             try:
-                response = self._session.request(
-                    method, url, params=params, json=json_body, headers=headers,
-                    auth=self._auth, timeout=timeout, verify=self.verify, allow_redirects=False,
-                )
+                response = self._session.send(prepared.copy(), timeout=timeout,
+                                              allow_redirects=False, **settings)
             except requests.RequestException as exc:
-                self._record(failed=True)
-                raise translate(exc, what) from exc
-            self._record(failed=is_failure(response))
+                error = translate(exc, what)
+                if guarded:
+                    self._record(failed=self._counts(error, timeout))
+                raise error from exc
+            if guarded:
+                self._record(failed=is_failure(response))
             return response
         finally:
             if probing:
                 self._probe_lock.release()
+
+    def _counts(self, error: TransportError, timeout: tuple[float, float]) -> bool:
+        """Whether a transport failure is OpenWhisk's: a timeout counts only when the time
+        allowed was at least the connect timeout, since a caller's short deadline is not
+        OpenWhisk failing."""
+        return not error.timed_out or min(timeout) >= self.connect_timeout
 
     # --- circuit breaker ------------------------------------------------------------------------
     #
@@ -521,11 +569,13 @@ class OpenWhiskClient:
         package: str = "default",
         method: str = "POST",
         headers: dict[str, str] | None = None,
-        extension: str = ".json",
+        extension: str = DEFAULT_WEB_EXTENSION,
         request_id: str | None = None,
         read_timeout: float | None = None,
     ) -> WebActionResponse:
-        """Call a web action; whatever status it answers is its answer, not an error."""
+        """Call a web action; whatever status the action answers is its answer. OpenWhisk's
+        own refusals (no activation id: unknown action, require-whisk-auth, throttling) raise
+        the HTTPStatusError for their status."""
         ns = namespace or self.namespace
         if ns == "_":
             raise InvalidName("web actions need an explicit namespace, not '_'")
@@ -540,24 +590,58 @@ class OpenWhiskClient:
             raise InvalidName(f"action {action_name!r} contains a dot: give an extension")
         path = (f"/api/v1/web/{self._ns(ns)}/{path_segment(package_name)}/"
                 f"{path_segment(action_name)}{extension}")
+        headers = dict(headers or {})
+        for name in headers:
+            if isinstance(name, str) and reserved_header(name):
+                raise InvalidName(f"header {name!r} is the module's to send, not a caller's")
+        secret = self.web_auth.secret_for(ns, package_name, action_name)
+        if secret is not None:
+            # The configured secret replaces whatever the caller sent under that name.
+            headers = {k: v for k, v in headers.items()
+                       if not (isinstance(k, str) and k.lower() == REQUIRE_WHISK_AUTH.lower())}
+            headers[REQUIRE_WHISK_AUTH] = secret
+        send_key = self.web_auth.may_send_key(ns, package_name, action_name)
         params = json_body = None
         if method in ("GET", "HEAD", "OPTIONS"):
             params = {k: v if isinstance(v, str) else _json_text(v)
                       for k, v in (payload or {}).items()}
         else:
             json_body = payload if payload is not None else {}
+        what = f"web action {package_name}/{action_name}"
         # A web GET runs an action too, so it is never retried after it may have been sent.
         response = self._request(
-            method, path, what=f"web action {package_name}/{action_name}", params=params,
-            json_body=json_body, request_id=request_id, headers=headers,
-            read_timeout=read_timeout, is_failure=_web_failure,
+            method, path, what=what, params=params, json_body=json_body, request_id=request_id,
+            headers=headers, read_timeout=read_timeout, is_failure=_web_failure,
+            send_key=send_key,
         )
+        if response.status_code >= 400 and ACTIVATION_ID_HEADER not in response.headers:
+            raise self._web_refusal(response, what, ns, package_name, action_name,
+                                    secret is not None, send_key)
         return WebActionResponse(
             status_code=response.status_code,
             headers=dict(response.headers),
             body=response.content,
             activation_id=response.headers.get(ACTIVATION_ID_HEADER),
         )
+
+    @staticmethod
+    def _web_refusal(response: requests.Response, what: str, namespace: str, package: str,
+                     action: str, had_secret: bool, had_key: bool) -> HTTPStatusError:
+        """OpenWhisk's own error for a web action call it refused before running anything."""
+        error = status_error(response, what)
+        if response.status_code != 401:
+            return error
+        name = f"{namespace}/{package}/{action}"
+        if had_key:
+            why = "OpenWhisk refused the module's credentials"
+        elif had_secret:
+            why = f"the X-Require-Whisk-Auth secret configured for {name} does not match"
+        else:
+            why = (f"{name} requires authentication (require-whisk-auth): configure its "
+                   "secret in WEB_ACTION_SECRETS, or allow it the namespace key in "
+                   "WEB_ACTION_KEY_ALLOWED")
+        return WebActionAuthRequired(f"{what}: {why}", status_code=401,
+                                     request_id=error.request_id, body=error.body)
 
     def fire_trigger(self, name: str, payload: dict | None = None, *,
                      namespace: str | None = None, request_id: str | None = None,
@@ -582,10 +666,12 @@ class OpenWhiskClient:
 
     def _get(self, path: str, *, what: str, params: dict[str, Any] | None = None,
              request_id: str | None = None, headers: dict[str, str] | None = None,
-             read_timeout: float | None = None, expect: type = dict) -> Any:
+             read_timeout: float | None = None, expect: type = dict,
+             guarded: bool = True) -> Any:
         """The JSON body of a 200 answer, which must be an ``expect`` (a dict or a list)."""
         response = self._request("GET", path, what=what, params=params, request_id=request_id,
-                                 headers=headers, read_timeout=read_timeout, idempotent=True)
+                                 headers=headers, read_timeout=read_timeout, idempotent=True,
+                                 guarded=guarded)
         if response.status_code != 200:
             raise answer_error(response, what)
         body = _json(response)
@@ -608,9 +694,10 @@ class OpenWhiskClient:
         raise BadGateway(f"OpenWhisk answered a count without {key!r}", status_code=502,
                          body=body)
 
-    def info(self, *, timeout: float | None = None) -> dict:
-        """``GET /api/v1``: OpenWhisk's build information; a cheap reachability probe."""
-        return self._get("/api/v1", what="info", read_timeout=timeout)
+    def info(self, *, timeout: float | None = None, guarded: bool = True) -> dict:
+        """``GET /api/v1``: OpenWhisk's build information; a cheap reachability probe
+        (``guarded=False``: outside the circuit breaker, as health checks are)."""
+        return self._get("/api/v1", what="info", read_timeout=timeout, guarded=guarded)
 
     def list_actions(self, *, namespace: str | None = None, package: str | None = None,
                      limit: int = 30, skip: int = 0, count: bool = False,

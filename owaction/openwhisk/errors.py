@@ -2,6 +2,7 @@
 
     OpenWhiskError
     ├── InvalidName (also a ValueError)   misuse: a name OpenWhisk would refuse; nothing was sent
+    ├── InvalidRequest (also a ValueError) a payload or header HTTP cannot carry; nothing was sent
     ├── TransportError                    no HTTP answer
     │   ├── ConnectFailed                 the connection was never made (nothing was sent)
     │   ├── ConnectionDropped             the connection broke after the request may have been sent
@@ -10,6 +11,7 @@
     └── HTTPStatusError                   OpenWhisk answered with an error status
         ├── BadRequest            400 (and 415)
         ├── Unauthorized          401
+        │   └── WebActionAuthRequired   a web action's require-whisk-auth refused the call
         ├── Forbidden             403
         ├── NotFound              404
         ├── Conflict              409
@@ -36,11 +38,17 @@ class InvalidName(_InvalidName, OpenWhiskError):
     """A name or id OpenWhisk would refuse; raised before any request."""
 
 
+class InvalidRequest(OpenWhiskError, ValueError):
+    """The request cannot be sent as given (e.g. NaN in a JSON payload); nothing was sent."""
+
+
 class TransportError(OpenWhiskError):
     """No HTTP response was received."""
 
     #: True when the request certainly never reached OpenWhisk (safe to retry even a POST).
     request_sent = True
+    #: True when no answer came within the time allowed (connecting or reading).
+    timed_out = False
 
 
 class ConnectFailed(TransportError):
@@ -52,7 +60,7 @@ class ConnectionDropped(TransportError):
 
 
 class RequestTimedOut(TransportError):
-    pass
+    timed_out = True
 
 
 class CircuitOpen(TransportError):
@@ -94,6 +102,10 @@ class BadRequest(HTTPStatusError):
 
 class Unauthorized(HTTPStatusError):
     status_code = 401
+
+
+class WebActionAuthRequired(Unauthorized):
+    """OpenWhisk refused a web action call for its ``require-whisk-auth`` annotation."""
 
 
 class Forbidden(HTTPStatusError):

@@ -7,6 +7,7 @@ import functools
 import logging
 import random
 import time
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
@@ -100,6 +101,17 @@ class KeepAliveAdapter(HTTPAdapter):
         }
 
 
+class NoCookies(DefaultCookiePolicy):
+    """A cookie policy that stores and sends nothing: the session is shared by every caller of a
+    process, so a cookie one web action sets must never reach the next caller's call."""
+
+    def set_ok(self, cookie, request) -> bool:
+        return False
+
+    def return_ok(self, cookie, request) -> bool:
+        return False
+
+
 def make_session(*, pool_size: int = 200, keepalive_idle: float = DEFAULT_KEEPALIVE_IDLE,
                  quiet_insecure: bool = False, api_host: str | None = None) -> requests.Session:
     """A session whose pool holds ``pool_size`` connections per host and never blocks.
@@ -115,6 +127,7 @@ def make_session(*, pool_size: int = 200, keepalive_idle: float = DEFAULT_KEEPAL
     if api_host:
         session.proxies = requests.utils.get_environ_proxies(api_host)
     session.trust_env = False
+    session.cookies.set_policy(NoCookies())
     adapter = KeepAliveAdapter(
         keepalive_idle=keepalive_idle,
         quiet_insecure=quiet_insecure,
@@ -144,10 +157,15 @@ def _chain(exc: BaseException):
         stack.extend(e for e in linked if isinstance(e, BaseException))
 
 
+def _timed_out(error: TransportError) -> TransportError:
+    error.timed_out = True
+    return error
+
+
 def translate(exc: requests.RequestException, what: str) -> TransportError:
     """The client error for a ``requests`` exception; the caller raises it ``from exc``."""
     if isinstance(exc, requests.ConnectTimeout):
-        return ConnectFailed(f"{what}: connecting to OpenWhisk timed out")
+        return _timed_out(ConnectFailed(f"{what}: connecting to OpenWhisk timed out"))
     if isinstance(exc, requests.ReadTimeout):
         return RequestTimedOut(f"{what}: OpenWhisk did not answer within the read timeout")
     if isinstance(exc, requests.exceptions.SSLError):
@@ -157,7 +175,7 @@ def translate(exc: requests.RequestException, what: str) -> TransportError:
         return ConnectFailed(f"{what}: the proxy to OpenWhisk failed: {exc}")
     causes = list(_chain(exc))
     if any(isinstance(c, ConnectTimeoutError) for c in causes):
-        return ConnectFailed(f"{what}: connecting to OpenWhisk timed out")
+        return _timed_out(ConnectFailed(f"{what}: connecting to OpenWhisk timed out"))
     if any(isinstance(c, NewConnectionError) for c in causes):
         return ConnectFailed(f"{what}: cannot connect to OpenWhisk")
     if any(isinstance(c, ReadTimeoutError) for c in causes):

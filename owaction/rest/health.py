@@ -37,6 +37,7 @@ def health():
         timestamp=_now(),
         database=checks["database"],
         openwhisk=checks["openwhisk"],
+        breaker=checks["breaker"],
         error=None if healthy else "the database is unavailable",
     )
     if healthy:

@@ -151,7 +151,10 @@ class WebActionRequest(Invocation):
     method: WebMethod = "POST"
     headers: dict[HeaderName, HeaderValue] | None = Field(
         default=None, description="headers sent to the action")
-    extension: WebExtension = Field(default=".json", description="the web action's content type")
+    extension: WebExtension = Field(
+        default=".http", description="how OpenWhisk renders the result: `.http` (OpenWhisk's "
+        "default) makes the action's statusCode, headers and body the response; `.json`, "
+        "`.html`, `.svg`, `.text` render the result as that type")
 
 
 class TriggerRequest(Invocation):
@@ -321,6 +324,8 @@ class HealthReply(Reply):
     timestamp: str = Field(description="ISO 8601 UTC")
     database: Literal["connected", "unavailable"]
     openwhisk: Literal["reachable", "unreachable"]
+    breaker: Literal["closed", "open", "half-open"] = Field(
+        description="the circuit breaker in front of OpenWhisk; open: invocations get 503")
     error: str | None = Field(default=None, description="why the module is unhealthy")
 
 

@@ -240,7 +240,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
                 package_name=request.package_name or "default",
                 namespace=request.namespace or None, payload=request.payload,
                 method=request.method or "POST", headers=dict(request.headers),
-                extension=request.extension if request.HasField("extension") else ".json",
+                extension=request.extension if request.HasField("extension") else None,
             )
 
         result = self._call(context, run)

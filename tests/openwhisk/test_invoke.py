@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -21,6 +22,7 @@ from owaction.openwhisk import (
     Throttled,
     TriggerFired,
     Unauthorized,
+    Unavailable,
     WebActionResponse,
 )
 from owaction.openwhisk.models import STATUS_APPLICATION_ERROR, STATUS_WHISK_ERROR
@@ -282,7 +284,7 @@ def test_unknown_trigger_is_not_found(client):
 
 
 def test_web_action_json_answer(client):
-    response = client.invoke_web_action("webhello", {"name": "Web"})
+    response = client.invoke_web_action("webhello", {"name": "Web"}, extension=".json")
     assert isinstance(response, WebActionResponse)
     assert response.status_code == 200
     assert response.content_type.startswith("application/json")
@@ -297,13 +299,25 @@ def test_web_action_http_answer_keeps_status_headers_and_body(client):
     assert response.text() == "<h1>Hello</h1>"
 
 
-def test_web_action_error_status_is_its_answer_not_an_exception(client, emu):
-    missing = client.invoke_web_action("no-such-web-action")
-    assert missing.status_code == 404
+def test_web_action_error_status_is_its_answer_not_an_exception(client):
+    response = client.invoke_web_action("webstatus", {"status": 404})
+    assert response.status_code == 404
+    assert ACTIVATION_ID.match(response.activation_id or "")
+
+
+def test_openwhisks_own_refusal_of_a_web_action_is_an_error(client, emu):
+    with pytest.raises(NotFound):
+        client.invoke_web_action("no-such-web-action")
     emu.fault(path="/web/guest/default/webhello", status=503)
-    unavailable = client.invoke_web_action("webhello", {"name": "x"})
-    assert unavailable.status_code == 503
-    assert unavailable.activation_id is None
+    with pytest.raises(Unavailable):
+        client.invoke_web_action("webhello", {"name": "x"})
+
+
+def test_the_default_extension_is_openwhisks_http(client):
+    response = client.invoke_web_action("webstatus", {"status": 201})
+    assert response.status_code == 201
+    assert response.headers["X-Example"] == "yes"
+    assert json.loads(response.body) == {"created": True, "status": 201}
 
 
 @pytest.mark.parametrize("status, name", [(408, "BadRequest"), (415, "BadRequest"),

@@ -105,7 +105,7 @@ def test_every_endpoint_answers_over_real_http(server, emu, rest_pg_url):
     assert sequence.status == 200
     assert sequence.body["result"] == {"message": "Hello Seq"}
 
-    web = api.post("/api/v1/web-actions/invoke", {"action_name": "webhello",
+    web = api.post("/api/v1/web-actions/invoke", {"action_name": "webhello", "extension": ".json",
                                                   "payload": {"name": "Web"}})
     assert web.status == 200
     assert web.body["status_code"] == 200

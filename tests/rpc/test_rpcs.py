@@ -115,7 +115,7 @@ def test_invoke_sequence_waits_by_default_and_returns_the_last_result(grpc_modul
 
 def test_invoke_web_action_returns_status_body_and_headers(grpc_module):
     reply = grpc_module.call("InvokeWebAction", pb.InvokeWebActionRequest(
-        action_name="webhello", payload='{"name": "Web"}', method="POST"))
+        action_name="webhello", payload='{"name": "Web"}', method="POST", extension=".json"))
 
     assert reply.success is True
     assert reply.status_code == 200
