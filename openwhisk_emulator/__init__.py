@@ -23,5 +23,6 @@ the remaining ``times``; ``DELETE /_emulator/faults`` removes them all. A bad sp
 Modules: ``api`` (Flask app, routes), ``registry`` (entities), ``running`` (activations in
 greenlets, sequences, triggers), ``records`` (activation records), ``quotas`` (429 throttles),
 ``webcalls`` (web actions), ``faultinjection``, ``manifest`` (``--seed``), ``server`` (gevent
-server and options), ``runtime`` (action processes).
+server and options), ``runtime`` (action processes), ``catalog`` (the ``/whisk.system`` packages,
+code in ``catalog/``), ``alarms`` and ``cron`` (the alarms provider), ``apigateway`` (API routes).
 """
