@@ -20,6 +20,7 @@ from flask import Flask, Response, abort, request
 from openwhisk_emulator.webcalls import GatewayCall, handle_web
 
 MANAGEMENT_PATH = "/_emulator/apigw"
+RESPONSE_TYPES = ("json", "http", "html", "svg", "text")
 VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _PARAM = re.compile(r"\{([^}/]+)\}")
 
@@ -28,15 +29,25 @@ def _answer(status: int, body: Any) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-def _path_pattern(relpath: str) -> re.Pattern:
-    """``/books/{id}`` as a regex whose named groups are the path parameters."""
-    out, last = [], 0
-    for match in _PARAM.finditer(relpath):
-        out.append(re.escape(relpath[last:match.start()]))
-        out.append(f"(?P<{re.sub(r'[^A-Za-z0-9_]', '_', match.group(1))}>[^/]+)")
-        last = match.end()
-    out.append(re.escape(relpath[last:]))
-    return re.compile("".join(out) + r"\Z")
+def _path_match(relpath: str, path: str) -> dict | None:
+    """The path parameters when ``path`` fits ``relpath`` (``/books/{id}``), else None."""
+    names = _PARAM.findall(relpath)
+    pattern = "".join(
+        re.escape(piece) if i % 2 == 0 else "([^/]+)"
+        for i, piece in enumerate(_PARAM.split(relpath))
+    )
+    match = re.fullmatch(pattern, path)
+    return dict(zip(names, match.groups(), strict=True)) if match else None
+
+
+def _target(operation: Any) -> dict | None:
+    """The operation's web action, when it names one (a stored swagger may hold anything)."""
+    target = operation.get("x-openwhisk") if isinstance(operation, dict) else None
+    if isinstance(target, dict) and all(
+        isinstance(target.get(k), str) and target[k] for k in ("namespace", "action")
+    ) and isinstance(target.get("package", ""), str):
+        return target
+    return None
 
 
 class ApiGateway:
@@ -74,17 +85,18 @@ class ApiGateway:
         return self._apis.pop((tenant, base_path), None) is not None
 
     def route(self, tenant: str, path: str, verb: str) -> tuple[dict, str, dict] | None:
-        """The operation serving ``path`` for ``verb``, its relative path and path parameters."""
+        """The web action serving ``path`` for ``verb`` (its ``x-openwhisk``), the path within
+        the API and the path parameters."""
         for (owner, base_path), doc in self._apis.items():
             base = base_path.rstrip("/")
             if owner != tenant or not (path == base or path.startswith(base + "/")):
                 continue
             rest = path[len(base):] or "/"
             for relpath, operations in doc["paths"].items():
-                match = _path_pattern(relpath).match(rest)
-                operation = (operations or {}).get(verb.lower()) if match else None
-                if operation and isinstance(operation.get("x-openwhisk"), dict):
-                    return operation, rest, match.groupdict()
+                params = _path_match(relpath, rest) if isinstance(operations, dict) else None
+                target = _target(operations.get(verb.lower())) if params is not None else None
+                if target is not None:
+                    return target, rest, params
         return None
 
 
@@ -120,9 +132,10 @@ def register_gateway_routes(app: Flask, emu: Any, gateway: ApiGateway) -> None:
         found = gateway.route(tenant, "/" + rest, request.method)
         if found is None:
             return _answer(404, {"status": 404, "message": "Error: Route not found"})
-        operation, path, params = found
-        target = operation["x-openwhisk"]
-        extension = str(target.get("url", "")).rpartition(".")[2] or "json"
+        target, path, params = found
+        extension = str(target.get("url", "")).rpartition(".")[2]
+        if extension not in RESPONSE_TYPES:
+            extension = "json"
         web_path = (f"{target['namespace']}/{target.get('package') or 'default'}/"
                     f"{target['action']}.{extension}")
         return handle_web(emu, web_path, GatewayCall(path=path, params=params))

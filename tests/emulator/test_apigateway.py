@@ -109,8 +109,15 @@ def test_routes_of_a_swagger_document(emu, uname):
     swagger = {"swagger": "2.0", "basePath": base, "info": {"title": "t", "version": "1"},
                "paths": {"/s": {"put": {"x-openwhisk": {
                    "namespace": "guest", "package": "", "action": action,
-                   "url": f"{emu.url}/api/v1/web/guest/default/{action}.json"}}}}}
+                   "url": f"{emu.url}/api/v1/web/guest/default/{action}.json"}}},
+                   "/list": [], "/odd": {"get": {"x-openwhisk": {"namespace": 5}}},
+                   "/{1}/{1}": {"get": {"x-openwhisk": {"namespace": "guest", "action": action}}}}}
     r = mgmt(emu, "POST", "createApi", json={"apidoc": {"namespace": "_", "swagger": swagger}})
     assert r.status_code == 200, r.text
     assert requests.put(f"{emu.url}/api/guest{base}/s", timeout=30).json()["method"] == "put"
+    # Whatever a swagger document holds, a route that names no web action is not served.
+    assert requests.get(f"{emu.url}/api/guest{base}/list", timeout=30).status_code == 404
+    assert requests.get(f"{emu.url}/api/guest{base}/odd", timeout=30).status_code == 404
+    odd = requests.get(f"{emu.url}/api/guest{base}/a/b", timeout=30)
+    assert (odd.status_code, odd.json()["method"]) == (200, "get")
     mgmt(emu, "DELETE", "deleteApi", params={"basepath": base})
