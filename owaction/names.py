@@ -10,8 +10,14 @@ import re
 from urllib.parse import quote
 
 MAX_NAME_LENGTH = 256
-_NAME_RE = re.compile(r"\A([\w]|[\w][\w@ .&-]{0,254}[\w@.&-])\Z", re.ASCII)
-ACTIVATION_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
+# Written for Python, pydantic and ECMA-262 alike, so the OpenAPI document states these rules as
+# they are checked (always with fullmatch, so no trailing newline slips past the ``$``).
+_NAME = r"([A-Za-z0-9_]|[A-Za-z0-9_][A-Za-z0-9_@ .&-]{0,254}[A-Za-z0-9_@.&-])"
+NAME_PATTERN = f"^{_NAME}$"
+QUALIFIED_NAME_PATTERN = f"^({_NAME}/)?{_NAME}$"  # action or package/action
+ACTIVATION_ID_PATTERN = r"^[0-9a-f]{32}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+ACTIVATION_ID_RE = re.compile(ACTIVATION_ID_PATTERN)
 
 
 class InvalidName(ValueError):
@@ -23,7 +29,7 @@ def check_name(name: str, what: str = "name") -> str:
         raise InvalidName(f"{what} must be a non-empty string")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"{what} is longer than allowed: {len(name)} > {MAX_NAME_LENGTH}")
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise InvalidName(f"{what} {name!r} contains illegal characters")
     return name
 
@@ -76,7 +82,7 @@ def split_system_path(path: str) -> tuple[str, str]:
 
 
 def check_activation_id(activation_id: str) -> str:
-    if not isinstance(activation_id, str) or not ACTIVATION_ID_RE.match(activation_id):
+    if not isinstance(activation_id, str) or not ACTIVATION_ID_RE.fullmatch(activation_id):
         raise InvalidName("activation id must be 32 lowercase hex characters")
     return activation_id
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from owaction import errors, tracing
 from owaction.commands import CommandMap, action_payload, reply_fields
 from owaction.config import Settings
+from owaction.inputs import COMMAND_FIELD_LENGTHS, check_execution_id, check_text, parse_instant
 from owaction.logs import aaa
 from owaction.metrics import BREAKER_STATE, BREAKER_VALUES, observe_execution, observe_store
 from owaction.names import (
@@ -183,19 +184,23 @@ def parse_payload(payload: Any, max_bytes: int) -> dict:
             payload = json.loads(payload, parse_float=_finite, parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
             raise errors.InvalidInput(f"payload is not valid JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise errors.InvalidInput("payload must be a JSON object")
-        return payload
     if not isinstance(payload, dict):
         raise errors.InvalidInput("payload must be a JSON object")
     try:
-        size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8"))
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     except ValueError as exc:
         if "Out of range float" in str(exc):
             raise errors.InvalidInput(_NOT_FINITE) from None
         raise errors.InvalidInput(f"payload is not JSON-serialisable: {exc}") from None
     except (TypeError, RecursionError) as exc:
         raise errors.InvalidInput(f"payload is not JSON-serialisable: {exc}") from None
+    size = len(text)  # ASCII, as sent to OpenWhisk
+    if "\\ud" in text:
+        # A lone surrogate is a legal JSON escape that no database can store as text.
+        try:
+            json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise errors.InvalidInput("payload is not valid Unicode (a lone surrogate)") from None
     if size > max_bytes:
         raise errors.PayloadTooLarge(f"payload is larger than {max_bytes} bytes ({size})")
     return payload
@@ -762,12 +767,8 @@ class ActionService:
         fields = {"command": command, "args": args, "user_id": user_id, "entity_id": entity_id,
                   "community_id": community_id, "session_id": session_id, "message": message}
         for name, value in fields.items():
-            if value is None:
-                fields[name] = ""
-            elif not isinstance(value, str):
-                raise errors.InvalidInput(f"{name} must be a string")
-            elif len(value) > (4096 if name in ("args", "message") else 256):
-                raise errors.InvalidInput(f"{name} is too long")
+            fields[name] = check_text("" if value is None else value, name,
+                                      COMMAND_FIELD_LENGTHS[name])
         command = fields["command"].strip()
         # The router always sends both; without a session id its retries would run the action
         # again, so a call lacking either is refused rather than run unprotected.
@@ -889,8 +890,7 @@ class ActionService:
     # --- executions ----------------------------------------------------------------------
 
     def get_execution(self, execution_id: str, *, refresh: bool = True):
-        if not isinstance(execution_id, str) or not 1 <= len(execution_id) <= 64:
-            raise errors.InvalidInput("execution_id is malformed")
+        check_execution_id(execution_id)
         record = self.store.get(execution_id)
         if record is None:
             raise errors.NotFound(f"execution {execution_id} does not exist")
@@ -921,6 +921,9 @@ class ActionService:
                         limit: int = 50, cursor: str | None = None):
         if not _whole(limit) or not 1 <= limit <= 500:
             raise errors.InvalidInput("limit must be between 1 and 500")
+        if action_name is not None:
+            action_name = self._action(action_name)
+        since, until = parse_instant(since, "since"), parse_instant(until, "until")
         try:
             return self.store.list(action_name=action_name, action_type=action_type,
                                    status=status, since=since, until=until, limit=limit,

@@ -10,12 +10,12 @@ boolean and ``"100"`` is not a number. Query strings are text and are coerced.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from owaction.auth import ALL_PERMISSIONS
+from owaction.inputs import COMMAND_FIELD_LENGTHS, INSTANT_SCHEMA, TEXT_PATTERN
 from owaction.service import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, MAX_CALLBACK_URL
 
 Permission = Literal["execute_actions", "read", "manage"]
@@ -260,6 +260,8 @@ class ActionsReply(Reply):
 
 ExecutionStatus = Literal["pending", "accepted", "succeeded", "failed", "error", "timeout",
                           "unknown"]
+# Checked by the service (owaction.inputs), which both doors call; declared here for the document.
+Instant = Annotated[str, WithJsonSchema(INSTANT_SCHEMA)]
 ActionType = Literal["action", "async", "sequence", "web", "trigger", "command", "webhook"]
 
 
@@ -299,8 +301,8 @@ class ExecutionsQuery(Query):
     action_name: str | None = Field(default=None, min_length=1)
     action_type: ActionType | None = None
     status: ExecutionStatus | None = None
-    since: dt.datetime | None = Field(default=None, description="ISO 8601 or epoch seconds")
-    until: dt.datetime | None = Field(default=None, description="ISO 8601 or epoch seconds")
+    since: Instant | None = None
+    until: Instant | None = None
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = Field(default=None, min_length=1, max_length=256)
 
@@ -332,21 +334,27 @@ class HealthReply(Reply):
 # --- WaddleBot router -----------------------------------------------------------------------------
 
 
+def _command_field(name: str, **kw: Any) -> Any:
+    """A text field of a #command, declared by the service's rule (which checks the pattern)."""
+    return Field(max_length=COMMAND_FIELD_LENGTHS[name],
+                 json_schema_extra={"pattern": TEXT_PATTERN}, **kw)
+
+
 class ExecuteRequest(Body):
     """The body WaddleBot's router sends for a #command (CONTRACT.md §3)."""
 
     # The router's ids may arrive as JSON numbers; they are identifiers, so text either way.
     model_config = ConfigDict(strict=False, coerce_numbers_to_str=True, extra="ignore")
 
-    command: str = Field(min_length=1, max_length=256, description="e.g. #weather")
+    command: str = _command_field("command", min_length=1, description="e.g. #weather")
     args: str | list[str] = Field(default="", description="everything after the command")
-    user_id: str = Field(default="", max_length=256)
-    entity_id: str = Field(default="", max_length=256)
-    community_id: str = Field(default="", max_length=256)
-    session_id: str = Field(min_length=1, max_length=256,
-                            description="the router's retries repeat it; a repeat never runs "
-                                        "the action again")
-    message: str = Field(default="", max_length=4096)
+    user_id: str = _command_field("user_id", default="")
+    entity_id: str = _command_field("entity_id", default="")
+    community_id: str = _command_field("community_id", default="")
+    session_id: str = _command_field("session_id", min_length=1,
+                                     description="the router's retries repeat it; a repeat "
+                                                 "never runs the action again")
+    message: str = _command_field("message", default="")
 
 
 class ModuleResponse(Reply):

@@ -59,17 +59,6 @@ def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
     return out
 
 
-def _instant(text: str, what: str) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z")
-                                          else text)
-    except ValueError:
-        raise errors.InvalidInput(f"{what} must be an ISO-8601 time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def _execution(record: Any) -> pb.Execution:
     data = record.to_dict()
     success = data.get("success")
@@ -321,8 +310,8 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
                 action_name=request.action_name or None,
                 action_type=request.action_type or None,
                 status=request.status or None,
-                since=_instant(request.since, "since"),
-                until=_instant(request.until, "until"),
+                since=request.since or None,
+                until=request.until or None,
                 limit=request.limit or DEFAULT_EXECUTION_LIMIT,
                 cursor=request.cursor or None,
             )

@@ -261,10 +261,10 @@ def test_a_body_over_the_limit_gets_413_json_and_leaves_no_row(api):
     ("/api/v1/actions?limit=abc", "limit: Input should be a valid integer"),
     ("/api/v1/actions?limit=201", "limit: Input should be less than or equal to 200"),
     ("/api/v1/executions?status=bogus", "status: Input should be"),
-    ("/api/v1/executions?since=yesterday", "since: Input should be a valid datetime"),
+    ("/api/v1/executions?since=yesterday", "since must be epoch seconds or an RFC 3339"),
     ("/api/v1/executions?limit=0", "limit: Input should be greater than or equal to 1"),
     ("/api/v1/executions?cursor=!!notacursor!!", "cursor"),
-    ("/api/v1/executions/" + "x" * 65, "execution_id is malformed"),
+    ("/api/v1/executions/" + "x" * 65, "execution_id must be 1-64 of"),
 ])
 def test_bad_read_parameters_get_400(api, path, needle):
     reply = api.get(path)
