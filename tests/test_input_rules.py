@@ -96,7 +96,8 @@ def test_a_router_field_with_nul_is_refused_and_nothing_runs(doors):
         fields = {"command": "#hello", "session_id": "s-1", field: "x\x00y"}
         details = doors.rpc_refusal("ExecuteCommand", pb.ExecuteCommandRequest(**fields))
         assert field in details and "NUL" in details
-    refused(doors.post("/api/v1/execute", json.dumps({"command": "#he\u0000llo"})), "command")
+    refused(doors.post("/api/v1/execute", json.dumps({"command": "#he\u0000llo",
+                                                     "session_id": "s-2"})), "command")
     assert doors.recorded() == before
 
 
