@@ -11,6 +11,7 @@ import datetime as dt
 import re
 
 from owaction import errors
+from owaction.names import MAX_NAME_LENGTH
 
 # PostgreSQL text cannot hold NUL and SQLite's driver refuses a query containing it; a lone
 # surrogate cannot be encoded for either. Nothing else in free text is refused.
@@ -19,6 +20,9 @@ TEXT_PATTERN = r"^[^\u0000]*$"
 # timestamp as text).
 EXECUTION_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 _EXECUTION_ID = re.compile(EXECUTION_ID_PATTERN)
+
+# The executions list's action_name filter: a package/action (or a webhook's name) or nothing.
+MAX_ACTION_NAME_FILTER = 2 * MAX_NAME_LENGTH + 1
 
 # The fields of a router #command and their longest values.
 COMMAND_FIELD_LENGTHS = {"command": 256, "args": 4096, "user_id": 256, "entity_id": 256,

@@ -24,7 +24,13 @@ from urllib.parse import urlsplit
 from owaction import errors, tracing
 from owaction.commands import CommandMap, action_payload, reply_fields
 from owaction.config import Settings
-from owaction.inputs import COMMAND_FIELD_LENGTHS, check_execution_id, check_text, parse_instant
+from owaction.inputs import (
+    COMMAND_FIELD_LENGTHS,
+    MAX_ACTION_NAME_FILTER,
+    check_execution_id,
+    check_text,
+    parse_instant,
+)
 from owaction.logs import aaa
 from owaction.metrics import BREAKER_STATE, BREAKER_VALUES, observe_execution, observe_store
 from owaction.names import (
@@ -922,7 +928,7 @@ class ActionService:
         if not _whole(limit) or not 1 <= limit <= 500:
             raise errors.InvalidInput("limit must be between 1 and 500")
         if action_name is not None:
-            action_name = self._action(action_name)
+            check_text(action_name, "action_name", MAX_ACTION_NAME_FILTER)
         since, until = parse_instant(since, "since"), parse_instant(until, "until")
         try:
             return self.store.list(action_name=action_name, action_type=action_type,

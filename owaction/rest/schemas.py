@@ -15,7 +15,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from owaction.auth import ALL_PERMISSIONS
-from owaction.inputs import COMMAND_FIELD_LENGTHS, INSTANT_SCHEMA, TEXT_PATTERN
+from owaction.inputs import (
+    COMMAND_FIELD_LENGTHS,
+    INSTANT_SCHEMA,
+    MAX_ACTION_NAME_FILTER,
+    TEXT_PATTERN,
+)
 from owaction.service import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, MAX_CALLBACK_URL
 
 Permission = Literal["execute_actions", "read", "manage"]
@@ -298,7 +303,8 @@ class Execution(Reply):
 
 
 class ExecutionsQuery(Query):
-    action_name: str | None = Field(default=None, min_length=1)
+    action_name: str | None = Field(default=None, min_length=1, max_length=MAX_ACTION_NAME_FILTER,
+                                    json_schema_extra={"pattern": TEXT_PATTERN})
     action_type: ActionType | None = None
     status: ExecutionStatus | None = None
     since: Instant | None = None
