@@ -448,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     from owaction.webhooks.cli import add_parser as add_webhook_parser
 
     add_webhook_parser(sub, _settings, rest_base_url)
+
+    from owaction.cli_manage import add_commands
+
+    add_commands(sub)  # action, package, trigger, rule, route
     return parser
 
 
