@@ -344,3 +344,62 @@ def test_cli_lists_hooks_and_sends_signed_test_deliveries(server):
         assert sent.stdout.startswith("200 ")
     wrong = run_cli("webhook", "test", "github", env={**env, "TEST_GITHUB_SECRET": "wrong"})
     assert wrong.returncode == 1 and wrong.stdout.startswith("403 ")
+
+
+def test_a_slow_target_is_acknowledged_before_it_finishes(server, api, emu):
+    emu.fault(path=r"/web/.*webhello", delay_ms=4000, times=1)
+    body, headers = shop({"customer": {"name": "Slow"}})
+    delivery = headers["X-Shop-Delivery"]
+    started = time.monotonic()
+    r = post(server, api, "shop", body, headers)
+    assert r.status_code == 202, r.text
+    assert time.monotonic() - started < 3.5  # WEBHOOK_ACK_SECONDS is 2
+    assert r.json()["status"] == "pending"
+    row = wait_for(lambda: [e for e in executions(api, "shop", delivery)
+                            if e["status"] == "succeeded"], timeout=15)
+    assert row and row[0]["result"] == {"message": "Hello Slow"}
+
+
+# --- in-process: rate limits and an unreachable OpenWhisk ----------------------------------------
+
+
+@pytest.fixture
+def hooks_app(make_app, tmp_path, monkeypatch):
+    """The app in-process with this module's hooks file; secrets in the process environment."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "webhooks.yaml"
+    path.write_text(HOOKS)
+
+    def make(**changes: str):
+        return make_app(WEBHOOKS_FILE=str(path), **changes).test_client()
+
+    return make
+
+
+def test_each_hook_has_its_rate_limit(hooks_app, emu):
+    client = hooks_app(RATE_LIMIT_CALLER="2/minute")
+    codes = [client.post("/api/v1/webhooks/github", data=body, headers=headers).status_code
+             for body, headers in (github("ping", {"zen": "z"}) for _ in range(3))]
+    assert codes == [200, 200, 429]
+    body, headers = github("ping", {"zen": "z"})
+    limited = client.post("/api/v1/webhooks/github", data=body, headers=headers)
+    assert limited.status_code == 429 and limited.headers["Retry-After"].isdigit()
+    assert limited.get_json()["error"]["code"] == "rate_limited"
+    body, headers = twitch({"challenge": "c1"}, kind="webhook_callback_verification")
+    other = client.post("/api/v1/webhooks/twitch", data=body, headers=headers)
+    assert other.status_code == 200 and other.text == "c1"  # another hook, its own budget
+
+
+def test_when_nothing_reached_openwhisk_the_answer_is_503_and_the_retry_runs(hooks_app):
+    from tests.procs import free_port
+
+    client = hooks_app(OPENWHISK_API_HOST=f"http://127.0.0.1:{free_port()}",
+                       OPENWHISK_CONNECT_TIMEOUT="1")
+    body, headers = twitch({"event": {"user_login": "ada"}})
+    first = client.post("/api/v1/webhooks/twitch", data=body, headers=headers)
+    assert first.status_code == 503 and first.headers["Retry-After"].isdigit()
+    assert first.get_json()["error"]["code"] == "unavailable"
+    retry = client.post("/api/v1/webhooks/twitch", data=body, headers=headers)
+    assert retry.status_code == 503  # run again, not acknowledged as a duplicate
+    assert retry.get_json()["execution_id"] != first.get_json()["execution_id"]
