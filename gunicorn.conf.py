@@ -52,3 +52,10 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def when_ready(server):
+    # A SIGHUP with a bad commands or webhooks file must not halt the server.
+    from owaction.rest.gunicorn_reload import guard_reload
+
+    guard_reload(server, _settings)

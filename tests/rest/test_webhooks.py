@@ -403,3 +403,26 @@ def test_when_nothing_reached_openwhisk_the_answer_is_503_and_the_retry_runs(hoo
     retry = client.post("/api/v1/webhooks/twitch", data=body, headers=headers)
     assert retry.status_code == 503  # run again, not acknowledged as a duplicate
     assert retry.get_json()["execution_id"] != first.get_json()["execution_id"]
+
+
+def test_sighup_with_a_bad_hooks_file_keeps_the_server_and_the_old_hooks(start_gunicorn,
+                                                                         emulator, tmp_path):
+    import os
+    import signal
+
+    hooks = tmp_path / "webhooks.yaml"
+    hooks.write_text(HOOKS)
+    env = rest_env(module_env(tmp_path, emulator, f"sqlite://{tmp_path}/owaction.sqlite"),
+                   WEB_WORKERS="1", WEBHOOKS_FILE=str(hooks), **SECRETS)
+    server = start_gunicorn(env)
+    api = server.api()
+    hooks.write_text("webhooks: [broken")
+    os.kill(server.proc.popen.pid, signal.SIGHUP)
+    assert log_lines(server, "SIGHUP refused")
+    time.sleep(1.5)
+    assert server.proc.popen.poll() is None
+    body, headers = github("ping", {"zen": "still here"})
+    r = post(server, api, "github", body, headers)
+    assert r.status_code == 200, r.text
+    assert log_lines(server, "action=webhooks_reload", "result=REFUSED",
+                     "keeping the previous 3 webhooks")
