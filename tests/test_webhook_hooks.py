@@ -49,6 +49,8 @@ def test_json_works_as_well_as_yaml():
      "signature_header: X-Sig, algorithm: md5}", "algorithm must be one of"),
     ("webhooks:\n  tw: {verify: github, secret_env: TW_SECRET, fire_trigger: ping, "
      "signature_header: X-Sig}", "for verify: hmac only"),
+    ("webhooks:\n  tw: {verify: github, secret_env: TW_SECRET, fire_trigger: ping, "
+     "extension: .http}", "extension is for web_action"),
     ("webhooks:\n  'bad name': {verify: github, secret_env: TW_SECRET, fire_trigger: ping}",
      "a hook name is"),
 ])

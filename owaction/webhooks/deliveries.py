@@ -268,7 +268,7 @@ class WebhookDeliveries:
                 package, _, action = hook.target.rpartition("/")
                 response = client.invoke_web_action(action, payload, namespace=namespace,
                                                     package=package or "default",
-                                                    request_id=key)
+                                                    extension=hook.extension, request_id=key)
                 success = response.status_code < 400
                 run.outcome = "succeeded" if success else "failed"
                 run.activation_id = response.activation_id

@@ -27,7 +27,7 @@ _HEADER = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}\Z")
 _PATH = re.compile(r"\A[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*\Z")
 _KNOWN = {"verify", "secret_env", "payload", "tolerance", "signature_header", "algorithm",
           "encoding", "prefix", "timestamp_header", "id_header", "event_header", "description",
-          *TARGETS}
+          "extension", *TARGETS}
 
 
 class HookFileError(ValueError):
@@ -44,6 +44,7 @@ class Hook:
     secret: str = field(default="", repr=False)
     payload: tuple[tuple[str, str], ...] = ()  # (key the action gets, dotted path in the body)
     tolerance: int | None = None  # seconds a signed timestamp may be off
+    extension: str = ".json"  # web_action only: how OpenWhisk answers (.http for statusCode/body)
     description: str = ""
     # generic HMAC only
     signature_header: str = ""
@@ -59,6 +60,12 @@ class Hook:
         return {"hook": self.name, "verify": self.verifier, "target": self.target_kind,
                 "name": self.target, "secret_env": self.secret_env,
                 "description": self.description}
+
+
+def _web_extension(value: Any) -> bool:
+    from owaction.service import WEB_EXTENSIONS  # here: the service imports this module
+
+    return isinstance(value, str) and value in WEB_EXTENSIONS[1:]
 
 
 def _check_header(spec: dict, key: str, problems: list[str], name: str) -> str:
@@ -112,6 +119,10 @@ def _hook(name: str, spec: Any, environ: Mapping[str, str]) -> tuple[Hook | None
     if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(tolerance, int)
                                   or not 1 <= tolerance <= 86400):
         problems.append(f"{name}: tolerance must be 1..86400 seconds")
+    extension = spec.get("extension", ".json")
+    if "extension" in spec and (targets != ["web_action"] or not _web_extension(extension)):
+        problems.append(f"{name}: extension is for web_action, one of .json, .http, .text, "
+                        ".html, .svg")
     options = {key: _check_header(spec, key, problems, name)
                for key in ("signature_header", "timestamp_header", "id_header", "event_header")}
     algorithm, encoding = spec.get("algorithm", "sha256"), spec.get("encoding", "hex")
@@ -134,7 +145,7 @@ def _hook(name: str, spec: Any, environ: Mapping[str, str]) -> tuple[Hook | None
     return Hook(
         name=name, verifier=verifier, secret_env=secret_env, secret=secret,
         target_kind=TARGETS[targets[0]], target=target, payload=tuple(mapping.items()),
-        tolerance=tolerance, description=str(spec.get("description", "")),
+        tolerance=tolerance, description=str(spec.get("description", "")), extension=extension,
         algorithm=algorithm, encoding=encoding, prefix=prefix, **options,
     ), []
 
