@@ -419,8 +419,10 @@ class EntityManager:
         if not outcome.success:
             result = outcome.result
             message = result.get("error") if isinstance(result, dict) else result
-            raise errors.UpstreamFailure(f"feed {feed} refused {event}: "
-                                         f"{_scrubbed(message) or 'it failed'}")
+            # The feed answering with an error of its own refuses the caller's parameters.
+            refused = getattr(outcome, "status", "") == "application error"
+            raise (errors.InvalidInput if refused else errors.UpstreamFailure)(
+                f"feed {feed} refused {event}: {_scrubbed(message) or 'it failed'}")
         return _scrubbed(outcome.result)
 
     def _check_feed(self, feed: str) -> str:
@@ -498,15 +500,12 @@ class EntityManager:
             return trigger_view(doc)
         try:
             split_system_path(feed)
-            outcome = self.client.invoke_feed(feed, "READ", name, {}, namespace=ns,
-                                              request_id=ctx.request_id)
-        except (InvalidName, ow.InvalidName) as exc:
+            state = self._feed(ctx, feed, "READ", name, ns, {})
+        except InvalidName as exc:
             return trigger_view(doc, feed_error=str(exc))
-        except ow.OpenWhiskError as exc:
-            return trigger_view(doc, feed_error=f"READ failed: {exc}")
-        if isinstance(outcome, ActivationPending) or not outcome.success:
-            return trigger_view(doc, feed_error="the feed did not answer READ")
-        return trigger_view(doc, feed_state=_scrubbed(outcome.result))
+        except errors.ServiceError as exc:
+            return trigger_view(doc, feed_error=exc.message)
+        return trigger_view(doc, feed_state=state)
 
     def delete_trigger(self, ctx: Any, *, name: str, namespace: str | None = None) -> dict:
         """Delete a trigger, running its feed's DELETE first (a failing feed is noted in the

@@ -167,3 +167,34 @@ def test_deleting_a_missing_action_is_not_found_and_audited(manager, caplog):
         manager.delete_action(CTX, name=unique("ghost"))
     [line] = audits(caplog, "delete_action")
     assert line.aaa_result == "FAILED" and line.aaa_fields["status"] == 404
+
+
+ALARM = "/whisk.system/alarms/alarm"
+
+
+def test_a_feed_trigger_runs_the_lifecycle_create_read_update_delete(manager, caplog):
+    caplog.set_level(logging.INFO)
+    name = unique("alarm")
+    made = manager.put_trigger(CTX, name=name, feed=ALARM, parameters={
+        "cron": "0 0 1 1 *", "trigger_payload": {"k": 1}})
+    assert made["feed"] == ALARM and made["parameters"] == {}  # the parameters went to the feed
+    assert audits(caplog, "create_trigger")[-1].aaa_fields["lifecycle"] == "CREATE"
+    state = manager.get_trigger(CTX, name=name)["feed_state"]
+    assert state["config"]["cron"] == "0 0 1 1 *" and "authKey" not in str(state)
+    manager.put_trigger(CTX, name=name, feed=ALARM, overwrite=True,
+                        parameters={"cron": "0 0 2 2 *"})
+    assert audits(caplog, "update_trigger")[-1].aaa_fields["lifecycle"] == "UPDATE"
+    assert manager.get_trigger(CTX, name=name)["feed_state"]["config"]["cron"] == "0 0 2 2 *"
+    gone = manager.delete_trigger(CTX, name=name)
+    assert gone["feed_error"] is None
+    assert audits(caplog, "delete_trigger")[-1].aaa_fields["feed_delete"] == "done"
+    # The namespace key went to the feed action, never into a log line.
+    key = manager.client._key_text()
+    assert key.split(":")[1] not in " ".join(str(r.__dict__) for r in caplog.records)
+
+
+def test_a_trigger_whose_feed_refuses_it_is_not_left_behind(manager, emu):
+    name = unique("badcron")
+    with pytest.raises(errors.InvalidInput, match="refused CREATE"):
+        manager.put_trigger(CTX, name=name, feed=ALARM, parameters={"cron": "not a cron"})
+    assert emu.api("GET", f"/namespaces/_/triggers/{name}").status_code == 404
