@@ -275,6 +275,10 @@ VARIABLES: tuple[Var, ...] = (
         "guest key)", secret=True, group="openwhisk"),
     Var("OPENWHISK_NAMESPACE", "openwhisk_namespace", _str, "guest",
         "namespace used when a caller gives none", group="openwhisk"),
+    Var("OPENWHISK_APIGW_TOKEN", "openwhisk_apigw_token", _str, "",
+        "API gateway access token for routes (`wsk`'s APIGW_ACCESS_TOKEN), sent to "
+        "/whisk.system/apimgmt with the namespace uuid as spaceguid (empty: none)",
+        secret=True, group="openwhisk"),
     Var("OPENWHISK_INSECURE", "openwhisk_insecure", _bool, "false",
         "skip TLS verification of OpenWhisk (logged as a warning)", group="openwhisk"),
     Var("OPENWHISK_CA_BUNDLE", "openwhisk_ca_bundle", _str, "",
@@ -441,6 +445,7 @@ class Settings:
     openwhisk_api_host: str
     openwhisk_auth_key: str
     openwhisk_namespace: str
+    openwhisk_apigw_token: str
     openwhisk_insecure: bool
     openwhisk_ca_bundle: str
     openwhisk_pool_size: int

@@ -166,7 +166,8 @@ class SecretFilter(logging.Filter):
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    values = [settings.module_secret_key, settings.service_key, settings.callback_secret]
+    values = [settings.module_secret_key, settings.service_key, settings.callback_secret,
+              settings.openwhisk_apigw_token]
     key = settings.openwhisk_auth_key
     values += [key, key.partition(":")[2]]
     values += [k for _, k in settings.api_keys]

@@ -237,6 +237,7 @@ class OpenWhiskClient:
         jitter: Callable[[float], float] = full_jitter,
         sleep: Callable[[float], None] = time.sleep,
         blocking_margin: float = BLOCKING_MARGIN,
+        apigw_token: str = "",
     ):
         user, sep, key = auth_key.partition(":")
         if not sep or not user or not key:
@@ -257,6 +258,7 @@ class OpenWhiskClient:
         self.jitter = jitter
         self.sleep = sleep
         self._auth = (user, key)
+        self._apigw_token = apigw_token
         self._owns_session = session is None
         self._session = session or make_session(
             pool_size=pool_size, keepalive_idle=keepalive_idle, quiet_insecure=verify is False,
@@ -288,6 +290,7 @@ class OpenWhiskClient:
             web_auth=WebActionAuth.build(settings.openwhisk_namespace,
                                          settings.web_action_secret_map.items(),
                                          settings.web_action_key_allowed),
+            apigw_token=settings.openwhisk_apigw_token,
         )
 
     def close(self) -> None:
@@ -907,6 +910,9 @@ class OpenWhiskClient:
                  json_body: Any = None, request_id: str | None = None) -> Any:
         what = f"apimgmt {operation}"
         path = f"/api/v1/web/{SYSTEM_NAMESPACE}/apimgmt/{operation}.http"
+        if self._apigw_token:
+            # As wsk sends its APIGW_ACCESS_TOKEN, with the namespace's uuid as the space.
+            params = {**params, "accesstoken": self._apigw_token, "spaceguid": self._auth[0]}
         response = self._request(method, path, what=what, params=params, json_body=json_body,
                                  request_id=request_id, idempotent=method == "GET")
         if response.status_code != 200:
