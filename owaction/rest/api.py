@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
+from gunicorn.http.errors import ParseException as FramingError
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from owaction.errors import InvalidInput
 from owaction.rest.security import authenticate
@@ -118,9 +120,26 @@ def invalid_input(exc: ValidationError, where: str) -> InvalidInput:
                         details={"fields": fields})
 
 
+def read_body(*, cache: bool = True) -> bytes:
+    """The raw body, whatever its framing: 413 past the body limit, 400 for broken chunking."""
+    limit = request.max_content_length
+    if limit is not None:
+        # A body without Content-Length (chunked) is cut off at the limit by werkzeug, silently:
+        # reading one byte more is how a longer one shows.
+        request.max_content_length = limit + 1
+    try:
+        raw = request.get_data(cache=cache)
+    except FramingError:
+        raise InvalidInput("the request body's chunked framing is malformed") from None
+    finally:
+        request.max_content_length = limit
+    if limit is not None and len(raw) > limit:
+        raise RequestEntityTooLarge()
+    return raw
+
+
 def parse_body(model: type[BaseModel]) -> BaseModel:
-    # get_data enforces MAX_CONTENT_LENGTH, raising 413 for a longer body.
-    raw = request.get_data(cache=True)
+    raw = read_body()
     if not raw.strip():
         raise InvalidInput("a JSON object body is required")
     try:

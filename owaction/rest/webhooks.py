@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from owaction.rest.api import request_id, service
+from owaction.rest.api import read_body, request_id, service
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1")
 RULE = "/api/v1/webhooks/<hook>"
@@ -16,8 +16,8 @@ RULE = "/api/v1/webhooks/<hook>"
 
 @bp.route("/webhooks/<hook>", methods=["POST"])
 def receive(hook: str):
-    # get_data enforces MAX_CONTENT_LENGTH; the service applies MAX_PAYLOAD_BYTES itself.
-    reply = service().webhooks.receive(hook, request.headers, request.get_data(cache=False),
+    # read_body enforces MAX_CONTENT_LENGTH; the service applies MAX_PAYLOAD_BYTES itself.
+    reply = service().webhooks.receive(hook, request.headers, read_body(cache=False),
                                        request_id=request_id())
     if reply.text is not None:
         return Response(reply.text, status=reply.status_code, mimetype="text/plain")
