@@ -259,7 +259,7 @@ def test_killing_an_instance_mid_call_leaves_every_row_final_after_the_others_ru
     started = since_ms()
 
     def rows():
-        page = survivor.api.get(f"/api/v1/executions?since={started / 1000}&limit=100",
+        page = survivor.api.get(f"/api/v1/executions?since={started // 1000}&limit=100",
                                 token=token("idem")).body["executions"]
         return [r for r in page if r["caller"] == "kill"]
 
