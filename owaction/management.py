@@ -443,18 +443,17 @@ class EntityManager:
         notes = dict(_object(annotations, "annotations") or {})
         change = _Change("update_trigger" if overwrite else "create_trigger", "trigger",
                          f"/{ns}/{name}")
-        existing_feed = None
+        existing: dict | None = None  # the trigger before an update, when there was one
         if feed:
             feed = self._check_feed(feed)
             notes["feed"] = feed
             change.fields["feed"] = feed
             if overwrite:
                 try:
-                    existing_feed = _pairs(self.client.get_trigger(
-                        name, namespace=ns, request_id=ctx.request_id).get("annotations")
-                    ).get("feed")
+                    existing = self.client.get_trigger(name, namespace=ns,
+                                                       request_id=ctx.request_id)
                 except ow.NotFound:
-                    existing_feed = None
+                    existing = None
                 except ow.OpenWhiskError as exc:
                     raise translate_client_error(exc)[0] from None
         body: dict[str, Any] = {}
@@ -468,13 +467,15 @@ class EntityManager:
             name, body, namespace=ns, overwrite=overwrite, request_id=ctx.request_id))
         feed_state = None
         if feed:
-            event = "UPDATE" if existing_feed == feed else "CREATE"
+            had_feed = existing is not None and _pairs(existing.get("annotations")).get(
+                "feed") == feed
+            event = "UPDATE" if had_feed else "CREATE"
             try:
                 feed_state = self._feed(ctx, feed, event, name, ns, params or {})
             except errors.ServiceError as exc:
-                if event == "CREATE":
-                    # As wsk does: a trigger whose feed refused it is not left behind.
-                    self._undo_trigger(ctx, name, ns)
+                # As wsk does, a trigger whose feed refused it is not left behind; one that
+                # existed before is put back as it was.
+                self._undo_trigger(ctx, name, ns, existing)
                 self._audit(ctx, change, "FAILED", error=exc.code, lifecycle=event)
                 raise
             change.fields["lifecycle"] = event
@@ -482,12 +483,17 @@ class EntityManager:
         self._audit(ctx, change, "SUCCESS", version=view["version"])
         return view
 
-    def _undo_trigger(self, ctx: Any, name: str, ns: str) -> None:
+    def _undo_trigger(self, ctx: Any, name: str, ns: str, before: dict | None) -> None:
         try:
-            self.client.delete_trigger(name, namespace=ns, request_id=ctx.request_id)
+            if before is None:
+                self.client.delete_trigger(name, namespace=ns, request_id=ctx.request_id)
+            else:
+                restored = {key: before[key] for key in ("parameters", "annotations", "publish")
+                            if key in before}
+                self.client.put_trigger(name, restored, namespace=ns, overwrite=True,
+                                        request_id=ctx.request_id)
         except ow.OpenWhiskError as exc:
-            log.warning("could not delete trigger /%s/%s after its feed failed: %s", ns, name,
-                        exc)
+            log.warning("could not undo trigger /%s/%s after its feed failed: %s", ns, name, exc)
 
     def get_trigger(self, ctx: Any, *, name: str, namespace: str | None = None) -> dict:
         """A trigger; one with a feed also shows the feed's READ answer (or why it failed)."""
@@ -499,10 +505,7 @@ class EntityManager:
         if not isinstance(feed, str) or not feed:
             return trigger_view(doc)
         try:
-            split_system_path(feed)
             state = self._feed(ctx, feed, "READ", name, ns, {})
-        except InvalidName as exc:
-            return trigger_view(doc, feed_error=str(exc))
         except errors.ServiceError as exc:
             return trigger_view(doc, feed_error=exc.message)
         return trigger_view(doc, feed_state=state)
@@ -520,10 +523,9 @@ class EntityManager:
         if isinstance(feed, str) and feed:
             change.fields["feed"] = feed
             try:
-                split_system_path(feed)
                 self._feed(ctx, feed, "DELETE", name, ns, {})
-            except (InvalidName, errors.ServiceError) as exc:
-                feed_error = str(exc)
+            except errors.ServiceError as exc:
+                feed_error = exc.message
         doc = self._call(ctx, change, lambda: self.client.delete_trigger(
             name, namespace=ns, request_id=ctx.request_id))
         view = trigger_view(doc, feed_error=feed_error)

@@ -198,3 +198,13 @@ def test_a_trigger_whose_feed_refuses_it_is_not_left_behind(manager, emu):
     with pytest.raises(errors.InvalidInput, match="refused CREATE"):
         manager.put_trigger(CTX, name=name, feed=ALARM, parameters={"cron": "not a cron"})
     assert emu.api("GET", f"/namespaces/_/triggers/{name}").status_code == 404
+
+
+def test_a_feed_refusing_an_update_puts_the_trigger_back_as_it_was(manager, emu):
+    name = unique("kept")
+    manager.put_trigger(CTX, name=name, parameters={"x": 1})
+    with pytest.raises(errors.InvalidInput):
+        manager.put_trigger(CTX, name=name, overwrite=True, feed=ALARM,
+                            parameters={"cron": "not a cron"})
+    shown = manager.get_trigger(CTX, name=name)
+    assert shown["parameters"] == {"x": 1} and shown["feed"] is None
