@@ -21,7 +21,7 @@ from google.protobuf.json_format import MessageToDict
 
 from owaction.rpc import openwhisk_action_pb2 as pb
 from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
-from owaction.service import FINAL_STATUSES, SUCCEEDED, UNKNOWN
+from owaction.store.records import Status
 from tests.conftest import fresh_pg_database, module_env
 from tests.procs import PYTHON, Proc, free_port, wait_for_http
 from tests.rest.helpers import HttpApi, make_token, router_token
@@ -250,7 +250,7 @@ def test_the_workers_of_all_instances_complete_and_call_back_each_execution_once
     for execution_id in ids:
         record = instances[0].api.get(f"/api/v1/executions/{execution_id}",
                                       token=token("idem")).body
-        assert record["status"] == SUCCEEDED and record["callback_url"] == receiver.url
+        assert record["status"] == Status.SUCCEEDED and record["callback_url"] == receiver.url
 
 
 def test_killing_an_instance_mid_call_leaves_every_row_final_after_the_others_run(cluster, emu):
@@ -288,17 +288,18 @@ def test_killing_an_instance_mid_call_leaves_every_row_final_after_the_others_ru
 
     def all_final():
         found = rows()
-        return found if len(found) == 6 and all(r["status"] in FINAL_STATUSES
+        in_flight = {Status.PENDING, Status.ACCEPTED}
+        return found if len(found) == 6 and all(r["status"] not in in_flight
                                                 for r in found) else None
 
     final = wait_until(all_final, 30, interval=0.5)
     assert final, rows()
     by_id = {r["execution_id"]: r for r in final}
     # The non-blocking ones had their activation id: another instance's worker completed them.
-    assert all(by_id[i]["status"] == SUCCEEDED for i in accepted)
+    assert all(by_id[i]["status"] == Status.SUCCEEDED for i in accepted)
     # The blocking ones died with the process that waited on OpenWhisk: unknown, never re-run.
     blocking_rows = [r for i, r in by_id.items() if i not in accepted]
-    assert [r["status"] for r in blocking_rows] == [UNKNOWN] * 3
+    assert [r["status"] for r in blocking_rows] == [Status.UNKNOWN] * 3
     assert len(activations(emu, "sleep", started)) == 6
 
 
