@@ -7,6 +7,7 @@ uses; its parts each have one job:
 - ``values``: how Python values are written to and read from the table
 - ``errors``: ``StoreUnavailable``, ``DuplicateIdempotencyKey``
 - ``session``: the bounded session pool, the only module that touches PyDAL's internals
+- ``writer``: group commit of the single-statement writes, off the gevent hub for SQLite
 - ``schema``: the table, defined once, its indexes and its migration
 - ``executions``: create, accept, complete, get, find, list
 - ``leases``: the worker's claims on in-flight rows

@@ -17,8 +17,10 @@ the gRPC process may all start at once. PyDAL's migration files live in ``folder
 ``DATA_DIR/migrations``), except that for an absolute SQLite path PyDAL keeps them beside the
 database file.
 
-Seams: every single-statement write goes through ``Database.write`` and every other unit of work
-through ``Database.session``; a batching writer or a thread pool for SQLite wraps those two.
+Every single-statement write (the pending insert, the acceptance, the completion) goes through
+``Database.write`` to the process's ``GroupWriter`` (``owaction.store.writer``), which commits the
+writes of concurrent callers together and, for SQLite under gevent, off the gevent hub; every
+other unit of work goes through ``Database.session``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 from owaction import tracing
 from owaction.store import schema
 from owaction.store.errors import StoreUnavailable
+from owaction.store.writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +178,8 @@ class Database:
         self._last_used: dict[int, float] = {}
         if self.is_postgres and _gevent_patched():
             _install_green_psycopg2(statement_timeout + connect_timeout + 5)
+        # Every single-statement write goes through one writer per database (group commit).
+        self.writer = GroupWriter(self, green=_gevent_patched())
 
     @classmethod
     def from_settings(cls, settings):
@@ -363,7 +368,8 @@ class Database:
         return handle
 
     def close(self) -> None:
-        """Close pooled connections; later calls reconnect."""
+        """Close pooled connections and the writer's; later calls reconnect."""
+        self.writer.close()
         with self._ready_lock:
             db, self._db = self._db, None
         if db is None:
@@ -504,6 +510,11 @@ class Database:
             connection.isolation_level = None if on else ""
 
     def write(self, sql: str, params: tuple) -> int:
+        """One statement, committed (in a transaction shared with the statements of concurrent
+        callers: ``writer``); the rows it changed."""
+        return self.writer.write(sql, params)
+
+    def write_alone(self, sql: str, params: tuple) -> int:
         """One statement in its own transaction; the rows it changed.
 
         A pooled connection used moments ago is not tested first, so it may turn out dead (the

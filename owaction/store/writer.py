@@ -1,0 +1,217 @@
+"""Group commit: the single-statement writes of concurrent callers (pending inserts, acceptances,
+completions) go to the database together, in one transaction.
+
+A caller hands its statement over and waits until the transaction holding it has committed, so a
+pending row is durable before OpenWhisk is called and a completion before the reply, exactly as
+with a write of its own; whoever arrives while a transaction is being written goes into the next
+one. No thread or greenlet of its own: the first caller to find nothing being written writes the
+queue on behalf of everyone waiting, then hands the turn to the first caller still waiting. So at
+most one transaction per process is being written at a time, on one connection.
+
+Where it runs: SQLite under gevent in a real OS thread (a one-thread pool) on a connection of
+its own, so waiting for SQLite's file lock (another process writing) or for the disk never stops
+the other greenlets; PostgreSQL through a pooled session (green under gevent, so bounded by
+``DB_POOL_SIZE`` like every session); SQLite without gevent in the calling thread.
+
+One refused statement (a duplicate idempotency key) must not fail the others: its caller gets
+the refusal and the transaction is written again without it. When the database itself fails,
+each statement is tried alone, so each caller gets its own answer (and the session's retry on a
+dead connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+
+from owaction.store.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+class _Write:
+    """One caller's statement and, once written, its outcome."""
+
+    __slots__ = ("sql", "params", "wake", "done", "rowcount", "error")
+
+    def __init__(self, sql: str, params: tuple):
+        self.sql, self.params = sql, params
+        self.wake = threading.Event()  # set when written, or when it is this caller's turn
+        self.done = False
+        self.rowcount = 0
+        self.error: BaseException | None = None
+
+
+class _Refused(Exception):
+    """The statement at ``index`` of a shared transaction broke a constraint."""
+
+    def __init__(self, index: int):
+        super().__init__(index)
+        self.index = index
+
+
+class GroupWriter:
+    """Batches a process's single-statement writes into shared transactions (see above)."""
+
+    def __init__(self, database, *, green: bool, max_batch: int = MAX_BATCH):
+        self._database = database
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queue: list[_Write] = []
+        self._writing = False
+        self._pool = None
+        self._sqlite: sqlite3.Connection | None = None
+        if green and not database.is_postgres:
+            from gevent.threadpool import ThreadPool
+
+            self._pool = ThreadPool(1)
+        self._migrated = database.is_postgres  # PostgreSQL's sessions migrate on first use
+        # Figures for tests and metrics: statements written, transactions committed.
+        self.statements = 0
+        self.transactions = 0
+
+    def write(self, sql: str, params: tuple) -> int:
+        """Write one statement in the next transaction; the rows it changed, once committed."""
+        if not self._migrated:
+            self._database.migrate()  # the table must exist before the writer's own connection
+            self._migrated = True
+        item = _Write(sql, params)
+        with self._lock:
+            self._queue.append(item)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            item.wake.wait()
+        while not item.done:
+            # It is this caller's turn: its statement heads the queue.
+            item.wake.clear()
+            self._write_next()
+            if not item.done:
+                item.wake.wait()
+        if item.error is not None:
+            raise item.error
+        return item.rowcount
+
+    def close(self) -> None:
+        """Close the writer's SQLite connection (at shutdown); a later write opens another."""
+        connection, self._sqlite = self._sqlite, None
+        if connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+
+    # -- the turn ------------------------------------------------------------------------------
+
+    def _write_next(self) -> None:
+        with self._lock:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+        try:
+            self._write_batch(batch)
+        except BaseException as exc:  # killed mid-write: nobody may be left waiting
+            for item in batch:
+                if not item.done:
+                    item.error, item.done = exc, True
+            raise
+        finally:
+            for item in batch:
+                if not item.done:  # pragma: no cover - _write_batch answers every item
+                    item.error, item.done = StoreUnavailable("not written"), True
+                item.wake.set()
+            with self._lock:
+                if self._queue:
+                    self._queue[0].wake.set()  # the next caller's turn
+                else:
+                    self._writing = False
+
+    def _write_batch(self, batch: list[_Write]) -> None:
+        remaining = batch
+        while len(remaining) > 1:
+            try:
+                counts = self._run(self._transaction, [(i.sql, i.params) for i in remaining])
+            except _Refused as refused:
+                # That statement's caller gets the refusal; the rest go again without it.
+                item = remaining[refused.index]
+                item.error, item.done = refused.__cause__, True
+                remaining = [i for i in remaining if i is not item]
+                continue
+            except Exception:  # noqa: BLE001 - the database failed: each alone, own answers
+                log.debug("a shared transaction failed; writing alone", exc_info=True)
+                break
+            for item, count in zip(remaining, counts, strict=True):
+                item.rowcount, item.done = count, True
+            return
+        for item in remaining:
+            try:
+                item.rowcount = self._run(self._alone, item.sql, item.params)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller it belongs to
+                item.error = exc
+            item.done = True
+
+    def _run(self, func, *args):
+        if self._pool is not None:
+            return self._pool.apply(func, args)
+        return func(*args)
+
+    # -- the statements ------------------------------------------------------------------------
+
+    def _transaction(self, statements: list[tuple[str, tuple]]) -> list[int]:
+        if self._database.is_postgres:
+            refusals = self._database.integrity_errors
+            with self._database.session() as db:
+                cursor = db._adapter.cursor
+                counts = []
+                for index, (sql, params) in enumerate(statements):
+                    try:
+                        cursor.execute(sql, params)
+                    except refusals as exc:
+                        raise _Refused(index) from exc
+                    counts.append(cursor.rowcount)
+        else:
+            connection = self._connection()
+            try:
+                # IMMEDIATE takes the write lock up front: no deadlock with another writer.
+                connection.execute("BEGIN IMMEDIATE")
+                counts = []
+                for index, (sql, params) in enumerate(statements):
+                    try:
+                        counts.append(connection.execute(sql, params).rowcount)
+                    except sqlite3.IntegrityError as exc:
+                        raise _Refused(index) from exc
+                connection.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise StoreUnavailable("database unavailable", retry_after=1) from exc
+                raise
+        self.statements += len(statements)
+        self.transactions += 1
+        return counts
+
+    def _alone(self, sql: str, params: tuple) -> int:
+        if self._database.is_postgres:
+            count = self._database.write_alone(sql, params)
+        else:
+            try:
+                count = self._connection().execute(sql, params).rowcount
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable("database unavailable", retry_after=1) from exc
+        self.statements += 1
+        self.transactions += 1
+        return count
+
+    def _connection(self) -> sqlite3.Connection:
+        """The writer's own SQLite connection, made on first use; only the writer's turn uses it."""
+        if self._sqlite is None:
+            path = self._database.database_url[len("sqlite://"):]
+            connection = sqlite3.connect(path, timeout=self._database.acquire_timeout,
+                                         isolation_level=None, check_same_thread=False)
+            # As the pooled connections: WAL (set at migration), commits synced at checkpoints.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._sqlite = connection
+        return self._sqlite
+

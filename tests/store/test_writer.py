@@ -1,0 +1,91 @@
+"""Group commit (owaction.store.writer) on SQLite and PostgreSQL: concurrent callers share
+transactions, and each caller's row is its own and right."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+
+import psycopg2
+
+from owaction.store import TABLE, DuplicateIdempotencyKey
+from tests.store.conftest import pending
+
+CALLERS = 24
+
+
+@contextlib.contextmanager
+def table_locked(db_url: str):
+    """Every write to the table waits while the block runs (a lock held by another client), so
+    concurrent callers pile up behind the writer and must share its next transaction."""
+    if db_url.startswith("sqlite://"):
+        conn = sqlite3.connect(db_url[len("sqlite://"):], isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        conn = psycopg2.connect(db_url.replace("postgres://", "postgresql://", 1))
+        conn.cursor().execute(f'LOCK TABLE "{TABLE}" IN EXCLUSIVE MODE')
+    try:
+        yield
+    finally:
+        conn.rollback() if not db_url.startswith("sqlite://") else conn.execute("ROLLBACK")
+        conn.close()
+
+
+def test_concurrent_calls_share_commits_and_each_row_is_right(store, db_url):
+    statements, transactions = store.writer.statements, store.writer.transactions
+    records: dict[int, object] = {}
+    errors: list[BaseException] = []
+    go = threading.Barrier(CALLERS + 1)
+
+    def call(i: int) -> None:
+        try:
+            go.wait()
+            # Two callers use the same idempotency key: exactly one of them may record it.
+            key = "shared-key" if i in (0, 1) else f"key-{i}"
+            try:
+                record = pending(store, action_name=f"act-{i}", payload={"i": i},
+                                 idempotency_key=key, request_id=f"req-{i}")
+            except DuplicateIdempotencyKey as dup:
+                records[i] = dup
+                return
+            records[i] = record
+            assert store.complete(record.execution_id, status="succeeded", success=True,
+                                  result={"answer": i}, duration_ms=i, status_code=200)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(CALLERS)]
+    for t in threads:
+        t.start()
+    with table_locked(db_url):
+        go.wait()
+        time.sleep(0.5)  # every caller has queued its insert behind the held lock
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+
+    duplicates = [i for i, r in records.items() if isinstance(r, DuplicateIdempotencyKey)]
+    assert len(duplicates) == 1 and duplicates[0] in (0, 1)
+    winner = 1 - duplicates[0]
+    assert records[duplicates[0]].existing.execution_id == records[winner].execution_id
+    for i, record in records.items():
+        if i in duplicates:
+            continue
+        row = store.get(record.execution_id)
+        assert (row.action_name, row.payload, row.request_id) == (f"act-{i}", {"i": i},
+                                                                  f"req-{i}")
+        assert (row.status, row.result, row.duration_ms) == ("succeeded", {"answer": i}, i)
+    written = store.writer.statements - statements
+    committed = store.writer.transactions - transactions
+    assert written == 2 * (CALLERS - 1)  # every insert and completion but the duplicate
+    # Shared: far fewer transactions than statements (one per statement without the writer).
+    assert committed < written / 2, (committed, written)
+
+
+def test_a_completion_of_a_row_already_final_changes_nothing(store):
+    record = pending(store)
+    assert store.complete(record.execution_id, status="failed", success=False, error="x")
+    assert not store.complete(record.execution_id, status="succeeded", success=True)
+    assert store.get(record.execution_id).status == "failed"
