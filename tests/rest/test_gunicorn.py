@@ -1,8 +1,10 @@
-"""End to end: gunicorn with gevent workers as a real process, against the emulator and
-PostgreSQL. Every reply is validated against the server's own /openapi.json (HttpApi)."""
+"""End to end: gunicorn with gevent workers as a real process, against the emulator, on SQLite
+(the embedded default) and on PostgreSQL. Every reply is validated against the server's own
+/openapi.json (HttpApi)."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,14 +17,21 @@ from tests.conftest import module_env as base_module_env
 from tests.rest.conftest import rest_env
 from tests.rest.helpers import HttpApi, make_token, router_token
 
-pytestmark = pytest.mark.postgres
-
 INVOKE = "/api/v1/actions/invoke"
 
 
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def rest_db_url(request, tmp_path_factory):
+    """The database the servers of this module use: each engine in turn."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path_factory.mktemp('rest-sqlite')}/owaction.sqlite"
+    return request.getfixturevalue("rest_pg_url")
+
+
 @pytest.fixture(scope="module")
-def module_env(emulator, rest_pg_url, tmp_path_factory) -> dict[str, str]:
-    return rest_env(base_module_env(tmp_path_factory.mktemp("rest"), emulator, rest_pg_url),
+def module_env(emulator, rest_db_url, tmp_path_factory) -> dict[str, str]:
+    return rest_env(base_module_env(tmp_path_factory.mktemp("rest"), emulator, rest_db_url),
                     WEB_WORKERS="2")
 
 
@@ -36,29 +45,33 @@ def api(server, emu) -> HttpApi:
     return server.api()
 
 
-def table_rows(pg_url: str, **where) -> list[dict]:
-    conn = psycopg2.connect(pg_url, connect_timeout=3)
+def table_rows(db_url: str, **where) -> list[dict]:
+    """Rows read straight from the database, with a driver of the test's own."""
+    sqlite = db_url.startswith("sqlite://")
+    conn = (sqlite3.connect(db_url[len("sqlite://"):], timeout=5) if sqlite
+            else psycopg2.connect(db_url, connect_timeout=3))
     try:
-        with conn.cursor() as cur:
-            clause = " AND ".join(f"{k} = %s" for k in where) or "TRUE"
-            columns = "execution_id, action_name, status, success, activation_id, error"
-            sql = f"SELECT {columns} FROM openwhisk_action_executions WHERE {clause}"  # noqa: S608
-            cur.execute(sql, tuple(where.values()))
-            cols = [c.name for c in cur.description]
-            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        cur = conn.cursor()
+        mark = "?" if sqlite else "%s"
+        clause = " AND ".join(f"{k} = {mark}" for k in where) or "1 = 1"
+        columns = "execution_id, action_name, status, success, activation_id, error"
+        sql = f"SELECT {columns} FROM openwhisk_action_executions WHERE {clause}"  # noqa: S608
+        cur.execute(sql, tuple(where.values()))
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
     finally:
         conn.close()
 
 
-def row(pg_url: str, execution_id: str) -> dict:
-    (found,) = table_rows(pg_url, execution_id=execution_id)
+def row(db_url: str, execution_id: str) -> dict:
+    (found,) = table_rows(db_url, execution_id=execution_id)
     return found
 
 
 # --- the happy paths of every endpoint ------------------------------------------------------------
 
 
-def test_every_endpoint_answers_over_real_http(server, emu, rest_pg_url):
+def test_every_endpoint_answers_over_real_http(server, emu, rest_db_url):
     anonymous = server.api(token="")
     token = anonymous.post("/api/v1/auth/token", {"api_key": API_KEY}, token=None)
     assert token.status == 200
@@ -72,7 +85,7 @@ def test_every_endpoint_answers_over_real_http(server, emu, rest_pg_url):
     assert hello.body["status"] == "success"
     assert len(hello.body["activation_id"]) == 32
     assert hello.body["end_time"] >= hello.body["start_time"]
-    assert row(rest_pg_url, hello.body["execution_id"])["status"] == "succeeded"
+    assert row(rest_db_url, hello.body["execution_id"])["status"] == "succeeded"
 
     activation = api.get(f"/api/v1/activations/{hello.body['activation_id']}")
     assert activation.status == 200
@@ -95,7 +108,7 @@ def test_every_endpoint_answers_over_real_http(server, emu, rest_pg_url):
     assert accepted.status == 202
     assert accepted.body["status"] == "accepted"
     assert len(accepted.body["activation_id"]) == 32
-    assert row(rest_pg_url, accepted.body["execution_id"])["status"] == "accepted"
+    assert row(rest_db_url, accepted.body["execution_id"])["status"] == "accepted"
 
     not_blocking = api.post(INVOKE, {"action_name": "echo", "blocking": False})
     assert not_blocking.status == 202
@@ -117,7 +130,7 @@ def test_every_endpoint_answers_over_real_http(server, emu, rest_pg_url):
     lonely = api.post("/api/v1/triggers/fire", {"trigger_name": "lonely"})
     assert lonely.status == 200
     assert lonely.body["status"] == "no active rule"
-    assert row(rest_pg_url, lonely.body["execution_id"])["status"] == "succeeded"
+    assert row(rest_db_url, lonely.body["execution_id"])["status"] == "succeeded"
 
     execution = api.get(f"/api/v1/executions/{hello.body['execution_id']}")
     assert execution.status == 200
@@ -166,7 +179,7 @@ def test_stats_are_the_same_whichever_worker_answers(api):
 # --- each status of the table ---------------------------------------------------------------------
 
 
-def test_an_action_that_fails_gets_502_with_result_and_error(api, rest_pg_url):
+def test_an_action_that_fails_gets_502_with_result_and_error(api, rest_db_url):
     reply = api.post(INVOKE, {"action_name": "fail"})
     assert reply.status == 502
     assert reply.body["success"] is False
@@ -174,7 +187,7 @@ def test_an_action_that_fails_gets_502_with_result_and_error(api, rest_pg_url):
     assert "error" in reply.body["result"]
     assert reply.body["error"]["code"] == "action_failed"
     assert reply.body["error"]["message"]
-    assert row(rest_pg_url, reply.body["execution_id"])["status"] == "failed"
+    assert row(rest_db_url, reply.body["execution_id"])["status"] == "failed"
 
 
 @pytest.mark.parametrize("path, body", [
@@ -182,11 +195,11 @@ def test_an_action_that_fails_gets_502_with_result_and_error(api, rest_pg_url):
     ("/api/v1/sequences/invoke", {"sequence_name": "no-such-sequence"}),
     ("/api/v1/triggers/fire", {"trigger_name": "no-such-trigger"}),
 ])
-def test_an_unknown_entity_gets_404_and_a_final_row(api, rest_pg_url, path, body):
+def test_an_unknown_entity_gets_404_and_a_final_row(api, rest_db_url, path, body):
     reply = api.post(path, body)
     assert reply.status == 404
     assert reply.body["error"]["code"] == "not_found"
-    assert row(rest_pg_url, reply.body["execution_id"])["status"] == "error"
+    assert row(rest_db_url, reply.body["execution_id"])["status"] == "error"
 
 
 def test_an_unknown_activation_or_execution_gets_404(api):
@@ -196,24 +209,24 @@ def test_an_unknown_activation_or_execution_gets_404(api):
     assert reply.body["error"]["code"] == "not_found"
 
 
-def test_openwhisk_unavailable_gets_503_with_retry_after(api, emu, rest_pg_url):
+def test_openwhisk_unavailable_gets_503_with_retry_after(api, emu, rest_db_url):
     emu.fault(method="POST", path="/actions/hello", status=503, times=1)
     reply = api.post(INVOKE, {"action_name": "hello"})
     assert reply.status == 503
     assert reply.body["error"]["code"] == "unavailable"
     assert int(reply.headers["Retry-After"]) >= 1
-    assert row(rest_pg_url, reply.body["execution_id"])["status"] == "error"
+    assert row(rest_db_url, reply.body["execution_id"])["status"] == "error"
 
 
-def test_a_dropped_connection_gets_503_and_a_final_row(api, emu, rest_pg_url):
+def test_a_dropped_connection_gets_503_and_a_final_row(api, emu, rest_db_url):
     emu.fault(method="POST", path="/actions/hello", drop=True, times=1)
     reply = api.post(INVOKE, {"action_name": "hello"})
     assert reply.status == 503
     assert "may have run" in reply.body["error"]["message"]
-    assert row(rest_pg_url, reply.body["execution_id"])["status"] == "error"
+    assert row(rest_db_url, reply.body["execution_id"])["status"] == "error"
 
 
-def test_throttling_gets_429_passing_retry_after_on(api, emu, rest_pg_url):
+def test_throttling_gets_429_passing_retry_after_on(api, emu, rest_db_url):
     emu.fault(method="POST", path="/actions/hello", status=429, times=1,
               headers={"Retry-After": "7"},
               body={"error": "Too many requests in the last minute (count: 60, allowed: 60).",
@@ -222,7 +235,7 @@ def test_throttling_gets_429_passing_retry_after_on(api, emu, rest_pg_url):
     assert reply.status == 429
     assert reply.body["error"]["code"] == "throttled"
     assert reply.headers["Retry-After"] == "7"
-    assert row(rest_pg_url, reply.body["execution_id"])["status"] == "error"
+    assert row(rest_db_url, reply.body["execution_id"])["status"] == "error"
 
 
 @pytest.fixture(scope="module")
@@ -238,23 +251,23 @@ def short_wait(start_gunicorn, module_env, tmp_path_factory):
     emulator.stop()
 
 
-def test_a_blocking_call_openwhisk_demotes_gets_202(short_wait, rest_pg_url):
+def test_a_blocking_call_openwhisk_demotes_gets_202(short_wait, rest_db_url):
     _emulator, server = short_wait
     reply = server.api().post(INVOKE, {"action_name": "sleep", "payload": {"ms": 2500}})
     assert reply.status == 202
     assert reply.body["status"] == "accepted"
     assert len(reply.body["activation_id"]) == 32
-    assert row(rest_pg_url, reply.body["execution_id"])["status"] == "accepted"
+    assert row(rest_db_url, reply.body["execution_id"])["status"] == "accepted"
 
 
-def test_a_timeout_out_of_range_for_that_server_gets_400(short_wait, rest_pg_url):
+def test_a_timeout_out_of_range_for_that_server_gets_400(short_wait, rest_db_url):
     _emulator, server = short_wait
     reply = server.api().post(INVOKE, {"action_name": "hello", "timeout": 1500})
     assert reply.status == 400
     assert "between 1 and 1000" in reply.body["error"]["message"]
 
 
-def test_openwhisk_not_answering_in_time_gets_504(short_wait, rest_pg_url):
+def test_openwhisk_not_answering_in_time_gets_504(short_wait, rest_db_url):
     emulator, server = short_wait
     emulator.reset_faults()
     # A non-blocking call waits REQUEST_TIMEOUT (3 s); a blocking one would also allow for
@@ -266,7 +279,7 @@ def test_openwhisk_not_answering_in_time_gets_504(short_wait, rest_pg_url):
         emulator.reset_faults()
     assert reply.status == 504
     assert reply.body["error"]["code"] == "openwhisk_timeout"
-    assert row(rest_pg_url, reply.body["execution_id"])["status"] == "timeout"
+    assert row(rest_db_url, reply.body["execution_id"])["status"] == "timeout"
 
 
 def test_with_the_database_down_health_and_invoke_get_503(start_gunicorn, module_env, emu):
@@ -342,14 +355,14 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize("kw, status, needle", [b[1:] for b in BAD_BODIES],
                          ids=[b[0] for b in BAD_BODIES])
-def test_bad_input_gets_a_clear_4xx_and_leaves_no_inconsistent_row(api, rest_pg_url, kw, status,
+def test_bad_input_gets_a_clear_4xx_and_leaves_no_inconsistent_row(api, rest_db_url, kw, status,
                                                                    needle):
-    before = {r["execution_id"] for r in table_rows(rest_pg_url)}
+    before = {r["execution_id"] for r in table_rows(rest_db_url)}
     headers = {"Content-Type": "application/json"} if "data" in kw else {}
     reply = api.request("POST", INVOKE, headers=headers, **kw)
     assert reply.status == status
     assert needle in reply.body["error"]["message"]
-    after = table_rows(rest_pg_url)
+    after = table_rows(rest_db_url)
     assert {r["execution_id"] for r in after} == before, "no execution was recorded"
     assert not [r for r in after if r["status"] == "pending"]
 
