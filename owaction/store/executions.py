@@ -25,10 +25,12 @@ from owaction.store.records import (
     IN_FLIGHT,
     MAX_LIST_LIMIT,
     PENDING,
+    RECORD_FIELDS,
     STATUSES,
     SUCCEEDED,
     ExecutionRecord,
     from_row,
+    from_values,
 )
 from owaction.store.schema import INSERT_COLUMNS, TABLE
 from owaction.store.session import Database
@@ -39,6 +41,8 @@ def _insert_sql(placeholder: str) -> str:
     marks = ", ".join([placeholder] * len(INSERT_COLUMNS))
     return f'INSERT INTO "{TABLE}" ({columns}) VALUES ({marks})'  # noqa: S608
 
+
+_SELECT_COLUMNS = ", ".join(f'"{name}"' for name in RECORD_FIELDS)
 
 # The two writes every call makes go out as plain SQL: PyDAL's query building costs more CPU
 # than the database does for them.
@@ -217,33 +221,39 @@ class Executions(Database):
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def _first(self, query_of, *, newest: bool = False) -> ExecutionRecord | None:
-        """The first (or newest) row ``query_of(table)`` selects, as a record."""
-        with self.session() as db:
-            t = db[TABLE]
-            orderby = ~t.id if newest else None
-            row = db(query_of(t)).select(orderby=orderby, limitby=(0, 1)).first()
-        return from_row(row) if row else None
+    def _first(self, where: str, params: tuple, *,
+                newest: bool = False) -> ExecutionRecord | None:
+        """The first (or newest) row matching ``where`` ({p} for each value), as a record.
+
+        Plain SQL: these run on every call (the router path reads twice), and PyDAL's query
+        building and row parsing cost more CPU than the database does for them.
+        """
+        p = self.placeholder
+        sql = (f"SELECT {_SELECT_COLUMNS} FROM \"{TABLE}\" "  # noqa: S608
+               f"WHERE {where.replace('{p}', p)}"
+               f"{' ORDER BY id DESC' if newest else ''} LIMIT 1")
+        row = self.select_one(sql, params)
+        return from_values(row) if row else None
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
-        return self._first(lambda t: t.execution_id == execution_id)
+        return self._first("execution_id = {p}", (execution_id,))
 
     def find_by_idempotency_key(self, caller: str | None, key: str) -> ExecutionRecord | None:
-        return self._first(lambda t: (t.caller == caller) & (t.idempotency_key == key))
+        if caller is None:
+            return self._first("caller IS NULL AND idempotency_key = {p}", (key,))
+        return self._first("caller = {p} AND idempotency_key = {p}", (caller, key))
 
     def find_cached(self, action_name: str, request_hash: str, *,
                     max_age: float) -> ExecutionRecord | None:
         """The newest successful execution of the same request within ``max_age`` seconds."""
-        since = values.now() - dt.timedelta(seconds=max_age)
+        since = values.sql_time(values.now() - dt.timedelta(seconds=max_age))
         return self._first(
-            lambda t: (t.action_name == action_name) & (t.request_hash == request_hash)
-            & (t.status == SUCCEEDED.value) & (t.created_at >= since),
-            newest=True,
-        )
+            "action_name = {p} AND request_hash = {p} AND status = {p} AND created_at >= {p}",
+            (action_name, request_hash, SUCCEEDED.value, since), newest=True)
 
     def find_by_request_id(self, source: str, request_id: str) -> ExecutionRecord | None:
         """The newest execution ``source`` recorded under ``request_id`` (router session id)."""
-        return self._first(lambda t: (t.source == source) & (t.request_id == request_id),
+        return self._first("source = {p} AND request_id = {p}", (source, request_id),
                            newest=True)
 
     def list(

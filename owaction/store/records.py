@@ -99,15 +99,30 @@ class ExecutionRecord:
 
 RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ExecutionRecord))
 _TIMES = ("created_at", "completed_at", "updated_at", "lease_until", "callback_next_at")
+_BOOLEANS = ("blocking", "success", "cached")
 
 
 def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def from_values(row: tuple) -> ExecutionRecord:
+    """The record for a row selected by plain SQL, its columns in ``RECORD_FIELDS`` order:
+    decoded as PyDAL would (booleans from 'T'/'F', SQLite's times from text)."""
+    fields = dict(zip(RECORD_FIELDS, row, strict=True))
+    for name in _BOOLEANS:
+        fields[name] = values.read_bool(fields[name])
+    for name in _TIMES:
+        fields[name] = values.read_time(fields[name])
+    return _record(fields)
+
+
 def from_row(row: Any) -> ExecutionRecord:
     """The record for a row PyDAL selected."""
-    fields = {name: row[name] for name in RECORD_FIELDS}
+    return _record({name: row[name] for name in RECORD_FIELDS})
+
+
+def _record(fields: dict[str, Any]) -> ExecutionRecord:
     fields["payload"] = values.loads(fields["payload"])
     fields["result"] = values.loads(fields["result"])
     for name in _TIMES:

@@ -509,6 +509,19 @@ class Database:
             # sqlite3: no isolation level means each statement is its own transaction.
             connection.isolation_level = None if on else ""
 
+    def select_one(self, sql: str, params: tuple) -> tuple | None:
+        """The first row of one SELECT, run outside a transaction: one round trip, where a
+        session's transaction would add its COMMIT."""
+        with self.session() as db:
+            connection = db._adapter.connection
+            cursor = db._adapter.cursor
+            self._autocommit(connection, True)
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+            finally:
+                self._autocommit(connection, False)
+
     def write(self, sql: str, params: tuple) -> int:
         """One statement, committed (in a transaction shared with the statements of concurrent
         callers: ``writer``); the rows it changed."""

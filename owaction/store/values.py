@@ -39,6 +39,20 @@ def sql_value(value: Any) -> Any:
     return value
 
 
+def read_bool(value: Any) -> bool | None:
+    """A boolean column as read by plain SQL: PyDAL stores 'T' or 'F'."""
+    if value is None or isinstance(value, bool):
+        return value
+    return value == "T"
+
+
+def read_time(value: Any) -> dt.datetime | None:
+    """A datetime column as read by plain SQL: SQLite gives back the text PyDAL wrote."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(value)
+
+
 def dumps(value: Any) -> str | None:
     if value is None:
         return None
