@@ -240,6 +240,15 @@ class Bench:
         self._wait_http(f"http://127.0.0.1:{port}/health", server)
         return server
 
+    def start_module(self, door: str, db_name: str, db_url: str,
+                     backend_url: str) -> tuple[str, dict[str, str], str, Server]:
+        """owaction's REST (door C) or gRPC (door E) server on a database: name, environment,
+        a token for it, the server."""
+        name = f"{door}-{db_name}"
+        env = self.module_env(backend_url, db_url, name)
+        start = self.start_rest if door == "C" else self.start_grpc
+        return name, env, self.token(env), start(name, env)
+
     def start_bare_rest(self, backend_url: str) -> Server:
         port = free_port()
         # An explicit, empty config: gunicorn would otherwise read owaction's gunicorn.conf.py.
@@ -461,6 +470,20 @@ def rss_of(server: Server, *, children_only: bool) -> float:
     return round(max(values.values(), default=0.0), 1)
 
 
+def settled_rss(server: Server, *, children_only: bool, timeout: float = 20) -> float:
+    """The RSS once start-up is over (two readings 0.5 s apart within 1 %): on a loaded machine
+    a process may still be importing when its port opens."""
+    deadline = time.monotonic() + timeout
+    last = rss_of(server, children_only=children_only)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = rss_of(server, children_only=children_only)
+        if last and abs(now - last) <= 0.01 * last:
+            return now
+        last = now
+    return last
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -516,15 +539,13 @@ def run(args: argparse.Namespace) -> int:
                 rest.append(("B", b_server, bench.http_load(b_url, None, body)))
                 modules = {}
                 for db_name, db_url in databases:
-                    name = f"C-{db_name}"
-                    env = bench.module_env(backend_url, db_url, name)
-                    token = bench.token(env)
-                    server = bench.start_rest(name, env)
+                    name, env, token, server = bench.start_module("C", db_name, db_url,
+                                                                  backend_url)
                     stops.append(server)
                     base = f"http://127.0.0.1:{server.port}/api/v1"
                     modules[db_name] = (name, env, token, server, base)
-                    res["memory"][name] = {"rest_worker_idle_mb": rss_of(server,
-                                                                         children_only=True)}
+                    res["memory"][name] = {"rest_worker_idle_mb": settled_rss(
+                        server, children_only=True)}
                     rest.append((name, server, bench.http_load(f"{base}/actions/invoke", token,
                                                                body)))
                     rest.append((f"R-{db_name}", server, bench.http_load(
@@ -533,8 +554,7 @@ def run(args: argparse.Namespace) -> int:
                 if "postgres" in modules:
                     worker = bench.start_worker(modules["postgres"][1])
                     stack.callback(worker.stop)
-                    time.sleep(1.5)
-                    res["memory"]["worker_idle_mb"] = rss_of(worker, children_only=False)
+                    res["memory"]["worker_idle_mb"] = settled_rss(worker, children_only=False)
                 res["throughput"] += [m.__dict__ for m in bench.interleaved(rest)]
                 if args.profile:
                     res["profile"] = {name: bench.profile(name, server, send)
@@ -573,14 +593,11 @@ def run(args: argparse.Namespace) -> int:
                 grpc_targets.append(("D", d_server, bench.grpc_step(d_target, "none")))
                 grpc_servers = {}
                 for db_name, db_url in databases:
-                    name = f"E-{db_name}"
-                    env = bench.module_env(backend_url, db_url, name)
-                    token = bench.token(env)
-                    server = bench.start_grpc(name, env)
+                    name, _, token, server = bench.start_module("E", db_name, db_url,
+                                                                backend_url)
                     stops.append(server)
-                    time.sleep(0.5)
-                    res["memory"][name] = {"grpc_process_idle_mb": rss_of(server,
-                                                                          children_only=False)}
+                    res["memory"][name] = {"grpc_process_idle_mb": settled_rss(
+                        server, children_only=False)}
                     target = f"127.0.0.1:{server.port}"
                     grpc_servers[db_name] = (name, token, server, target)
                     grpc_targets.append((name, server, bench.grpc_step(target, token)))
