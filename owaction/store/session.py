@@ -509,18 +509,23 @@ class Database:
             # sqlite3: no isolation level means each statement is its own transaction.
             connection.isolation_level = None if on else ""
 
-    def select_one(self, sql: str, params: tuple) -> tuple | None:
-        """The first row of one SELECT, run outside a transaction: one round trip, where a
-        session's transaction would add its COMMIT."""
+    @contextlib.contextmanager
+    def _statement(self) -> Iterator[Any]:
+        """A session's cursor for one statement that commits itself: one round trip instead of
+        two. The session's commit then has no transaction to finish and sends nothing."""
         with self.session() as db:
             connection = db._adapter.connection
-            cursor = db._adapter.cursor
             self._autocommit(connection, True)
             try:
-                cursor.execute(sql, params)
-                return cursor.fetchone()
+                yield db._adapter.cursor
             finally:
                 self._autocommit(connection, False)
+
+    def select_one(self, sql: str, params: tuple) -> tuple | None:
+        """The first row of one SELECT, run outside a transaction (no COMMIT to send)."""
+        with self._statement() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
 
     def write(self, sql: str, params: tuple) -> int:
         """One statement, committed (in a transaction shared with the statements of concurrent
@@ -536,16 +541,8 @@ class Database:
         """
         for attempt in (1, 2):
             try:
-                with self.session() as db:
-                    connection = db._adapter.connection
-                    cursor = db._adapter.cursor
-                    # One statement commits itself: one round trip instead of two. The
-                    # session's commit then has no transaction to finish and sends nothing.
-                    self._autocommit(connection, True)
-                    try:
-                        cursor.execute(sql, params)
-                    finally:
-                        self._autocommit(connection, False)
+                with self._statement() as cursor:
+                    cursor.execute(sql, params)
                     return cursor.rowcount
             except StoreUnavailable as exc:
                 if attempt == 2 or not isinstance(exc.__cause__, self._unavailable):
