@@ -1,0 +1,39 @@
+"""The module's health: the database, OpenWhisk's reachability, the breaker."""
+
+from __future__ import annotations
+
+import time
+
+from owaction.openwhisk import errors as ow
+from owaction.service.recording import Recording
+
+
+class Health(Recording):
+    """Health checks cheap enough for a load balancer to call often."""
+
+    def health(self) -> dict:
+        """Database by ``SELECT 1``; OpenWhisk reachability cached for a few seconds."""
+        database = self.store.ping(timeout=1.0)
+        return {
+            "database": "connected" if database else "unavailable",
+            "openwhisk": "reachable" if self._openwhisk_reachable() else "unreachable",
+            "breaker": self.breaker_state(),
+            "healthy": database,
+        }
+
+    def _openwhisk_reachable(self) -> bool:
+        """Cached for 10 s; one probe at a time (the others answer the last known state), and
+        outside the circuit breaker, so a flood of health checks can never open it."""
+        checked_at, ok = self._openwhisk_seen
+        if time.monotonic() - checked_at < 10 or not self._probe_lock.acquire(blocking=False):
+            return ok
+        try:
+            try:
+                self.client.info(timeout=1.0, guarded=False)
+                ok = True
+            except ow.OpenWhiskError:
+                ok = False
+            self._openwhisk_seen = (time.monotonic(), ok)
+        finally:
+            self._probe_lock.release()
+        return ok

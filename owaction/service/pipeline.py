@@ -1,0 +1,66 @@
+"""The invocation pipeline every invoking use case runs through, once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from owaction import tracing
+from owaction.openwhisk import errors as ow
+from owaction.service.context import CallContext
+from owaction.service.idempotency import Replays, hash_request
+from owaction.service.results import ExecutionResult
+from owaction.store import DuplicateIdempotencyKey
+
+
+class Pipeline(Replays):
+    """Rate limits, idempotency, cache, record, call, audit."""
+
+    def _execute(self, ctx: CallContext, *, op: str, action_type: str, target: str,
+                 namespace: str, body: dict, blocking: bool, timeout_ms: int | None,
+                 call: Callable[[str, float], ExecutionResult],
+                 fingerprint: tuple = ()) -> ExecutionResult:
+        """Rate limits, idempotency, cache, record, call, audit: in that order, once.
+
+        ``call(execution_id, started)`` talks to OpenWhisk and completes the record.
+        """
+        self._check_limits(ctx, target)
+        callback_url = self._callback_url(ctx.callback_url)
+        cache_ttl = self._cache_ttl(action_type, target, blocking)
+        # Only idempotency and the cache compare requests; the rest skip the hashing.
+        request_hash = hash_request(op, namespace, target, body, blocking, timeout_ms,
+                                     *fingerprint) if ctx.idempotency_key or cache_ttl else None
+        if ctx.idempotency_key:
+            existing = self._idempotent_record(ctx)
+            if existing is not None:
+                return self._replay(existing, request_hash)
+        if cache_ttl:
+            hit = self.store.find_cached(target, request_hash, max_age=cache_ttl)
+            if hit is not None:
+                return self._serve_cached(ctx, op, hit, target, body, request_hash,
+                                          callback_url)
+        try:
+            record = self.store.create_pending(
+                namespace=namespace, action_name=target, action_type=action_type,
+                payload=body, blocking=blocking, timeout=timeout_ms, source=ctx.source,
+                caller=ctx.caller, request_id=ctx.request_id,
+                idempotency_key=ctx.idempotency_key,
+                trace_id=ctx.trace_id or tracing.current_trace_id(),
+                request_hash=request_hash, callback_url=callback_url,
+            )
+        except DuplicateIdempotencyKey as dup:
+            # Another request with this key won the race; answer what it answers.
+            return self._replay(dup.existing, request_hash)
+        execution_id = record.execution_id
+        started = self._clock()
+        try:
+            with tracing.span(f"openwhisk {op}", kind="client", action=target,
+                              execution_id=execution_id):
+                result = call(execution_id, started)
+        except ow.OpenWhiskError as exc:
+            error = self._fail(ctx, execution_id, action_type, op, exc, target)
+            if ctx.idempotency_key and not getattr(exc, "request_sent", True):
+                # Nothing reached OpenWhisk, so a retry with the same key must be free to run.
+                self.store.forget_idempotency_key(execution_id)
+            raise error from None
+        self._audit(ctx, op, result, target)
+        return result

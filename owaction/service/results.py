@@ -1,0 +1,76 @@
+"""What an operation produced (ExecutionResult), and how a stored execution answers again."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from owaction import errors
+from owaction.openwhisk.models import (
+    Activation,
+)
+from owaction.store.records import ACCEPTED, PENDING, SUCCEEDED, TIMEOUT
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What an invoking operation produced, for either front door to translate."""
+
+    execution_id: str
+    action_type: str
+    outcome: str  # succeeded | failed | accepted | error | timeout
+    status: str  # OpenWhisk's response status, "accepted", or "no active rule"
+    activation_id: str | None = None
+    result: Any = None
+    error: str | None = None
+    duration_ms: int | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+    activation: Activation | None = None
+    # web actions only
+    status_code: int | None = None
+    response_body: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def success(self) -> bool:
+        return self.outcome in (SUCCEEDED, ACCEPTED)
+
+
+# Recorded status code -> the error a replay raises again.
+_REPLAYED_ERRORS: dict[int, type[errors.ServiceError]] = {
+    400: errors.InvalidInput, 403: errors.PermissionDenied, 404: errors.NotFound,
+    409: errors.Conflict, 413: errors.PayloadTooLarge, 429: errors.Throttled,
+    503: errors.Unavailable, 504: errors.UpstreamTimeout,
+}
+
+
+def error_from_record(record) -> errors.ServiceError:
+    if record.status == TIMEOUT:
+        cls: type[errors.ServiceError] = errors.UpstreamTimeout
+    else:
+        cls = _REPLAYED_ERRORS.get(record.status_code or 0, errors.UpstreamFailure)
+    return cls(record.error or "the original request failed", execution_id=record.execution_id)
+
+
+def result_from_record(record) -> ExecutionResult:
+    """An ExecutionResult rebuilt from a stored execution (replays and cache hits)."""
+    status = {SUCCEEDED: "success", ACCEPTED: "accepted", PENDING: "accepted"}.get(record.status)
+    if status is None:
+        developer = (record.error or "").startswith("The action")
+        status = "action developer error" if developer else "application error"
+    outcome = ACCEPTED if record.status == PENDING else record.status
+    start = int(record.created_at.timestamp() * 1000)
+    end = int(record.completed_at.timestamp() * 1000) if record.completed_at else None
+    web_body = None
+    if record.action_type == "web" and record.result is not None:
+        web_body = json.dumps(record.result)
+    return ExecutionResult(
+        execution_id=record.execution_id, action_type=record.action_type, outcome=outcome,
+        status=status, activation_id=record.activation_id, result=record.result,
+        error=record.error, duration_ms=record.duration_ms, start_time=start, end_time=end,
+        status_code=record.status_code if record.action_type == "web" else None,
+        response_body=web_body, cached=bool(record.cached),
+    )
