@@ -100,7 +100,7 @@ pm run --rm --entrypoint sh "$IMAGE" -c 'test ! -e /wheels && test ! -e /install
 podman image inspect --format '{{json .Config.Volumes}}' "$IMAGE" | grep -q /var/lib/owaction \
   || fail "no VOLUME for the data directory"
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { PYTHONDONTWRITEBYTECODE=1 "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_healthy() {  # container, seconds
   local deadline=$(( $(date +%s) + $2 ))
@@ -121,8 +121,10 @@ name=$PREFIX-serve; CONTAINERS+=("$name")
 pm run -d --name "$name" -p "127.0.0.1:$rest_port:8082" -p "127.0.0.1:$grpc_port:50062" \
   --read-only --stop-timeout 90 "${ENV_ARGS[@]}" "$IMAGE" >/dev/null
 wait_healthy "$name" 60 || fail "the one-container health check (serve) never passed"
-check_env=(env -i "PATH=$PATH" "MODULE_SECRET_KEY=$SECRET" "BIND_HOST=127.0.0.1"
-           "REST_PORT=$rest_port" "GRPC_PORT=$grpc_port" "DATA_DIR=$WORK/data")
+# The host-side checks run from the checkout: no bytecode may be written into it.
+check_env=(env -i "PATH=$PATH" PYTHONDONTWRITEBYTECODE=1 "MODULE_SECRET_KEY=$SECRET"
+           "BIND_HOST=127.0.0.1" "REST_PORT=$rest_port" "GRPC_PORT=$grpc_port"
+           "DATA_DIR=$WORK/data")
 (cd "$WORK" && "${check_env[@]}" "$PY" -m owaction healthcheck rest) \
   || fail "REST /health did not answer on the published port"
 (cd "$WORK" && "${check_env[@]}" "$PY" -m owaction healthcheck grpc) \
