@@ -4,7 +4,9 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import logging  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 
 from owaction.config import settings_or_exit  # noqa: E402
@@ -27,6 +29,7 @@ bind = f"{_settings.bind_host}:{_settings.rest_port}"
 worker_class = "gevent"
 workers = _settings.web_workers
 worker_connections = _settings.web_worker_connections
+keepalive = _settings.web_keepalive
 graceful_timeout = _settings.web_graceful_timeout
 # A gevent worker heartbeats from its own greenlet, so this only catches a worker whose loop is
 # stuck; it must still outlast the longest blocking call, in case a call blocks the loop.
@@ -38,6 +41,26 @@ logger_class = "owaction.rest.gunicorn_logging.AAALogger"
 # gunicorn's control socket lives at one per-user path, so two servers on a machine (tests, or
 # REST beside a CLI-started one) would take it from each other; nothing here uses gunicornc.
 control_socket_disable = True
+
+
+def _raise_open_files_limit() -> None:
+    """Every connection is a file descriptor: a worker holds up to worker_connections callers,
+    its OpenWhisk pool and its database sessions. Soft limits (1024 under systemd) are raised
+    up to the hard limit here, once, so a busy worker never fails accept() with EMFILE."""
+    needed = (worker_connections + _settings.openwhisk_pool_size + _settings.db_pool_size
+              + 256)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+    if ceiling < needed:
+        logging.getLogger("owaction.rest").warning(
+            "open files limit %d is below the %d a worker may need (WEB_WORKER_CONNECTIONS + "
+            "OPENWHISK_POOL_SIZE + DB_POOL_SIZE + 256); raise LimitNOFILE / ulimit -n", hard,
+            needed)
+
+
+_raise_open_files_limit()
 
 
 def post_fork(server, worker):

@@ -322,7 +322,11 @@ VARIABLES: tuple[Var, ...] = (
     Var("WEB_WORKERS", "web_workers", _positive_int, "2", "gunicorn gevent workers",
         group="servers"),
     Var("WEB_WORKER_CONNECTIONS", "web_worker_connections", _positive_int, "1000",
-        "concurrent connections per gunicorn worker", group="servers"),
+        "connections one gunicorn worker serves at once, idle keep-alive ones included; more "
+        "wait in the listen backlog", group="servers"),
+    Var("WEB_KEEPALIVE", "web_keepalive", _positive_int, "2",
+        "seconds gunicorn keeps an idle keep-alive connection (and waits for a request's head)",
+        group="servers"),
     Var("WEB_GRACEFUL_TIMEOUT", "web_graceful_timeout", _positive_int, "75",
         "seconds gunicorn lets in-flight requests finish on SIGTERM", group="servers"),
     Var("GRPC_MAX_WORKERS", "grpc_max_workers", _positive_int, "64",
@@ -464,6 +468,7 @@ class Settings:
     grpc_port: int
     web_workers: int
     web_worker_connections: int
+    web_keepalive: int
     web_graceful_timeout: int
     grpc_max_workers: int
     grpc_grace: float
