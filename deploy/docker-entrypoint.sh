@@ -8,5 +8,7 @@ if [ "$#" -gt 0 ]; then shift; fi
 case "$role" in
   serve|rest|grpc|worker) OWACTION_ROLE="$role"; export OWACTION_ROLE; exec python -m owaction "$role" "$@" ;;
   migrate)                exec python -m owaction db migrate "$@" ;;
+  emulator)               echo "the emulator is not in this image: docker build --target emulator -t owaction-emulator ." >&2
+                          exit 2 ;;
   *)                      exec python -m owaction "$role" "$@" ;;
 esac

@@ -99,6 +99,11 @@ pm run --rm --entrypoint sh "$IMAGE" -c 'test ! -e /wheels && test ! -e /install
   || fail "the image does not run as uid 10001"
 podman image inspect --format '{{json .Config.Volumes}}' "$IMAGE" | grep -q /var/lib/owaction \
   || fail "no VOLUME for the data directory"
+set +e
+podman run --rm "$IMAGE" emulator >/dev/null 2>"$WORK/emulator-command.err"; code=$?
+set -e
+[ "$code" = 2 ] && grep -q -- "--target emulator" "$WORK/emulator-command.err" \
+  || fail "\`image emulator\` should exit 2 naming the emulator target (got $code)"
 
 free_port() { PYTHONDONTWRITEBYTECODE=1 "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

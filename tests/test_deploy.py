@@ -112,3 +112,21 @@ def test_image_checks_its_role_runs_read_only_and_stops_within_the_documented_ti
     stop = int(re.search(r"--stop-timeout (\d+)", (ROOT / "Dockerfile").read_text()).group(1))
     assert stop > stop_timeout(settings)  # the supervisor's drain, past both grace periods
     assert f"docker stop -t {stop}" in (ROOT / "Dockerfile").read_text()
+
+
+def entrypoint(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """The image's entrypoint on this host, with this venv's python as the image's."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "MODULE_SECRET_KEY": TEST_SECRET,
+           "DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite://{tmp_path}/e.sqlite",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(["sh", str(ROOT / "deploy/docker-entrypoint.sh"), *args], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_entrypoint_runs_migrate_passes_other_commands_on_and_names_the_emulator_target(tmp_path):
+    migrated = entrypoint(tmp_path, "migrate")
+    assert migrated.returncode == 0 and "database is up to date" in migrated.stdout
+    checked = entrypoint(tmp_path, "config", "check")
+    assert checked.returncode == 0 and "configuration is valid" in checked.stdout
+    emulator = entrypoint(tmp_path, "emulator", "--port", "3233")
+    assert emulator.returncode == 2 and "--target emulator" in emulator.stderr
