@@ -81,7 +81,10 @@ def test_every_env_name_is_a_setting_and_secrets_only_come_from_the_secret():
     assert set(CONFIG) <= SETTING_NAMES, set(CONFIG) - SETTING_NAMES
     assert secret_names <= SETTING_NAMES, secret_names - SETTING_NAMES
     secret_settings = {v.env for v in VARIABLES if v.secret} | {"DATABASE_URL"}
-    assert secret_names == secret_settings
+    missing, extra = sorted(secret_settings - secret_names), sorted(secret_names - secret_settings)
+    assert not missing and not extra, (
+        f"deploy/kubernetes/secret.example.yaml must list every secret setting: missing "
+        f"{missing}, not secret {extra}")
     assert not set(CONFIG) & secret_settings
     for workload in WORKLOADS:
         cont = container(workload)
