@@ -533,7 +533,15 @@ class Database:
         return self.writer.write(sql, params)
 
     def write_alone(self, sql: str, params: tuple) -> int:
-        """One statement in its own transaction; the rows it changed.
+        """One statement in its own transaction; the rows it changed."""
+        return self._alone(sql, params, lambda cursor: cursor.rowcount)
+
+    def write_returning(self, sql: str, params: tuple) -> tuple:
+        """One statement in its own transaction; the row it returns (the writer's batches)."""
+        return self._alone(sql, params, lambda cursor: cursor.fetchone())
+
+    def _alone(self, sql: str, params: tuple, answer):
+        """Run one self-committing statement and give ``answer(cursor)``.
 
         A pooled connection used moments ago is not tested first, so it may turn out dead (the
         server restarted). That failure rolled everything back, so the statement is tried once
@@ -543,7 +551,7 @@ class Database:
             try:
                 with self._statement() as cursor:
                     cursor.execute(sql, params)
-                    return cursor.rowcount
+                    return answer(cursor)
             except StoreUnavailable as exc:
                 if attempt == 2 or not isinstance(exc.__cause__, self._unavailable):
                     raise

@@ -13,10 +13,12 @@ its own, so waiting for SQLite's file lock (another process writing) or for the 
 the other greenlets; PostgreSQL through a pooled session (green under gevent, so bounded by
 ``DB_POOL_SIZE`` like every session); SQLite without gevent in the calling thread.
 
-One refused statement (a duplicate idempotency key) must not fail the others: its caller gets
-the refusal and the transaction is written again without it. When the database itself fails,
-each statement is tried alone, so each caller gets its own answer (and the session's retry on a
-dead connection).
+On PostgreSQL a transaction is one statement (data-modifying CTEs, one round trip); on SQLite it
+is ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the writer's connection. One refused statement (a
+duplicate idempotency key) must not fail the others: on SQLite its caller gets the refusal and
+the transaction is written again without it; PostgreSQL does not say which statement it was, so
+each half of the batch is written again on its own, down to the one refused. When the database
+itself fails, each statement is written alone, so each caller gets its own answer.
 """
 
 from __future__ import annotations
@@ -138,6 +140,12 @@ class GroupWriter:
                 item.error, item.done = refused.__cause__, True
                 remaining = [i for i in remaining if i is not item]
                 continue
+            except self._database.integrity_errors:
+                # PostgreSQL does not say which statement: each half goes again on its own.
+                half = len(remaining) // 2
+                self._write_batch(remaining[:half])
+                self._write_batch(remaining[half:])
+                return
             except Exception:  # noqa: BLE001 - the database failed: each alone, own answers
                 log.debug("a shared transaction failed; writing alone", exc_info=True)
                 break
@@ -160,16 +168,18 @@ class GroupWriter:
 
     def _transaction(self, statements: list[tuple[str, tuple]]) -> list[int]:
         if self._database.is_postgres:
-            refusals = self._database.integrity_errors
-            with self._database.session() as db:
-                cursor = db._adapter.cursor
-                counts = []
-                for index, (sql, params) in enumerate(statements):
-                    try:
-                        cursor.execute(sql, params)
-                    except refusals as exc:
-                        raise _Refused(index) from exc
-                    counts.append(cursor.rowcount)
+            # One statement of data-modifying CTEs: atomic, one round trip, a count for each.
+            # No two statements of a batch touch the same row (a caller's completion is only
+            # written after its insert has committed).
+            parts, values = [], []
+            for index, (sql, params) in enumerate(statements):
+                parts.append(f"s{index} AS ({sql} RETURNING 1)")
+                values.extend(params)
+            counted = ", ".join(f"(SELECT count(*) FROM s{i})"  # noqa: S608 - numbers only
+                                for i in range(len(statements)))
+            sql = f"WITH {', '.join(parts)} SELECT {counted}"  # noqa: S608 - the store's own SQL
+            row = self._database.write_returning(sql, tuple(values))
+            counts = [int(n) for n in row]
         else:
             connection = self._connection()
             try:
