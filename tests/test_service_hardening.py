@@ -106,3 +106,17 @@ def test_the_breaker_opening_and_closing_are_system_lines(base_env, caplog):
     assert changes == [("SYSTEM", "circuit_breaker", "OPEN", "WARNING"),
                        ("SYSTEM", "circuit_breaker", "HALF_OPEN", "INFO"),
                        ("SYSTEM", "circuit_breaker", "CLOSED", "INFO")]
+
+
+def test_a_callers_deadline_bounds_a_web_action_and_its_timeout_is_not_counted(make_service,
+                                                                              emu):
+    service = make_service(BREAKER_FAIL_MAX="1")
+    emu.fault(path="/web/guest/default/webheaders", delay_ms=3000, times=1)
+    ctx = CallContext(source="grpc", caller="svc-a", request_id="req-2",
+                      deadline=time.monotonic() + 0.5)
+    started = time.monotonic()
+    with pytest.raises(errors.UpstreamTimeout):
+        service.invoke_web_action(ctx, action_name="webheaders")
+    assert time.monotonic() - started < 2
+    assert [r.status for r in rows(service)] == ["timeout"]
+    assert service.breaker_state() == "closed"

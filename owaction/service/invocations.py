@@ -109,11 +109,13 @@ class Invocations(Pipeline):
                     "Keep-Alive, Expect, Proxy-*) are the module's own")
         body = self._payload(payload)
         target = f"{package}/{action_name}"
+        _, read_timeout = self._bounds(ctx, None)  # the caller's deadline bounds the wait
 
         def call(execution_id: str, started: float) -> ExecutionResult:
             response: WebActionResponse = self.client.invoke_web_action(
                 action_name, body, namespace=ns, package=package, method=method,
                 headers=headers, extension=extension, request_id=ctx.request_id,
+                read_timeout=read_timeout,
             )
             duration = int((self._clock() - started) * 1000)
             success = response.status_code < 400
