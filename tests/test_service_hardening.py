@@ -81,7 +81,17 @@ def test_health_probes_are_one_at_a_time_and_never_trip_the_breaker(make_service
         answers = list(pool.map(lambda _: service.health(), range(200)))
     assert remaining_uses(emu) == [99]
     assert {a["breaker"] for a in answers} == {"closed"}
-    assert service.health()["openwhisk"] == "unreachable"  # the probe's answer, cached
+    # Each waited for the first probe's answer (it timed out) instead of guessing.
+    assert {a["openwhisk"] for a in answers} == {"unreachable"}
+
+
+def test_checks_during_the_first_probe_wait_for_its_answer(make_service, emu):
+    service = make_service()
+    emu.fault(method="GET", path="/api/v1$", delay_ms=300, times=1)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda _: service.health()["openwhisk"], range(20)))
+    assert answers == ["reachable"] * 20
+    assert remaining_uses(emu) == []
     assert service.invoke_action(CTX, action_name="hello").outcome == "succeeded"
 
 
