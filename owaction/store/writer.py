@@ -56,6 +56,14 @@ class _Refused(Exception):
         self.index = index
 
 
+def _outcome(func, *args) -> tuple[bool, object]:
+    """``(False, result)``, or ``(True, exception)`` when ``func`` raised one."""
+    try:
+        return False, func(*args)
+    except Exception as exc:  # noqa: BLE001 - re-raised by the caller, in its own greenlet
+        return True, exc
+
+
 class GroupWriter:
     """Batches a process's single-statement writes into shared transactions (see above)."""
 
@@ -160,9 +168,14 @@ class GroupWriter:
             item.done = True
 
     def _run(self, func, *args):
-        if self._pool is not None:
-            return self._pool.apply(func, args)
-        return func(*args)
+        if self._pool is None:
+            return func(*args)
+        # gevent prints a traceback for every exception a pool task raises, and a refusal (a
+        # duplicate idempotency key) is an expected answer: it travels back as a value.
+        raised, value = self._pool.apply(_outcome, (func, *args))
+        if raised:
+            raise value
+        return value
 
     # -- the statements ------------------------------------------------------------------------
 
