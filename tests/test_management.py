@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from owaction import errors
-from owaction.management import MAX_CODE_BYTES, MAX_PARAMETERS_BYTES, ActionSpec
 from owaction.service import CallContext
+from owaction.service.entities import MAX_CODE_BYTES, MAX_PARAMETERS_BYTES, ActionSpec
 
 CTX = CallContext(source="rest", caller="ops", request_id="req-m")
 HELLO = "def main(args):\n    return {'version': %d, 'greeting': args.get('greeting')}\n"

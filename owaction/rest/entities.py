@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from owaction.auth import PERMISSION_MANAGE, PERMISSION_READ
-from owaction.management import MAX_ACTION_REQUEST_BYTES, ActionSpec
 from owaction.rest.api import ApiBlueprint, call_context, service
 from owaction.rest.entity_schemas import (
     ActionBody,
@@ -33,6 +32,7 @@ from owaction.rest.entity_schemas import (
     TriggerBody,
     TriggerEntity,
 )
+from owaction.service.entities import MAX_ACTION_REQUEST_BYTES, ActionSpec
 
 bp = ApiBlueprint("entities", __name__, tag="management", url_prefix="/api/v1")
 

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from owaction.management import ROUTE_RESPONSE_TYPES, ROUTE_VERBS
 from owaction.rest.schemas import Body, JsonObject, Query, Reply
+from owaction.service.entities import ROUTE_RESPONSE_TYPES, ROUTE_VERBS
 
 RouteVerb = Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 RouteResponseType = Literal["json", "http", "html", "svg", "text"]

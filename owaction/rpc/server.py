@@ -23,12 +23,12 @@ from owaction import tracing
 from owaction.auth import PERMISSION_EXECUTE, PERMISSION_MANAGE, PERMISSION_READ, TokenVerifier
 from owaction.config import Settings
 from owaction.logs import aaa, setup_logging
-from owaction.management import MAX_ACTION_REQUEST_BYTES
 from owaction.metrics import start_metrics_server
 from owaction.rpc import openwhisk_action_pb2 as pb
 from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
 from owaction.rpc.interceptors import AuthInterceptor, DecodeGuardInterceptor
 from owaction.rpc.servicer import ActionServicer
+from owaction.service.entities import MAX_ACTION_REQUEST_BYTES
 
 log = logging.getLogger("owaction.rpc")
 

@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 import grpc
 
 from owaction import __version__, errors
-from owaction.management import ActionSpec, Route
 from owaction.rpc import openwhisk_action_pb2 as pb
 from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
 from owaction.rpc.interceptors import CURRENT_CLAIMS, abort_with
 from owaction.service import CallContext, ExecutionResult
+from owaction.service.entities import ActionSpec, Route
 
 log = logging.getLogger("owaction.rpc")
 

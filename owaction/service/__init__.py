@@ -14,6 +14,7 @@ and give back their own session. ``ActionService`` is composed of one part per c
 - ``idempotency``: replays of a repeated key, and the result cache
 - ``pipeline``: the one invocation pipeline
 - ``invocations``, ``router``, ``reads``, ``health``: the use cases
+- ``entities``: managing OpenWhisk entities (``ActionService.management``)
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from owaction.names import (
     split_action,
 )
 from owaction.service.context import CallContext
+from owaction.service.entities import EntityManager
 from owaction.service.validation import (
     parse_payload,
     whole,
@@ -41,8 +42,6 @@ class ServiceCore:
         self.webhooks = WebhookDeliveries(self, webhooks if webhooks is not None else HookMap())
         self._openwhisk_seen: tuple[float, bool] = (0.0, False)
         self._probe_lock = threading.Lock()
-        from owaction.management import EntityManager  # it uses this module's error table
-
         # Creating, changing and deleting OpenWhisk entities (the `manage` permission).
         self.management = EntityManager(settings=settings, client=client)
 

@@ -31,9 +31,10 @@ from owaction.names import (
 )
 from owaction.openwhisk import errors as ow
 from owaction.openwhisk.models import ActivationPending
-from owaction.service import parse_payload, translate_client_error
+from owaction.service.translation import translate_client_error
+from owaction.service.validation import parse_payload
 
-log = logging.getLogger("owaction.management")
+log = logging.getLogger("owaction.service.entities")
 
 # OpenWhisk's limits (docs/reference.md, "System limits"): action code and parameters.
 MAX_CODE_BYTES = 48 * 1024 * 1024
