@@ -131,16 +131,19 @@ class WebhookDeliveries:
 
     # --- the use case ----------------------------------------------------------------------
 
-    def receive(self, hook_name: str, headers: Mapping[str, str], body: bytes, *,
+    def receive(self, hook_name: str, headers: Mapping[str, str], body: bytes | None, *,
                 request_id: str | None = None) -> WebhookReply:
-        """Verify, deduplicate, record and run one delivery; a ServiceError when refused."""
+        """Verify, deduplicate, record and run one delivery; a ServiceError when refused.
+
+        ``body`` is None when the door already knows it is too large to read.
+        """
         settings = self.service.settings
         headers = {k.lower(): v for k, v in headers.items()}
         hook = self.hooks.get(hook_name)
         if hook is None:
             self._refuse(hook_name, "unknown_webhook", request_id)
             raise errors.NotFound(f"no webhook named {hook_name[:64]!r}", code="unknown_webhook")
-        if len(body) > settings.max_payload_bytes:
+        if body is None or len(body) > settings.max_payload_bytes:
             self._refuse(hook.name, "payload_too_large", request_id)
             raise errors.PayloadTooLarge(
                 f"the webhook body is larger than {settings.max_payload_bytes} bytes")

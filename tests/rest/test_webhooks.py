@@ -262,6 +262,10 @@ def test_a_missing_signature_unknown_hook_and_oversized_body_are_refused(server,
     r = post(server, api, "github", big, big_headers)
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     assert executions(api, "github", big_headers["X-GitHub-Delivery"]) == []
+    huge, huge_headers = github("push", {"pad": "x" * 100_000})  # past the app's own limit
+    r = post(server, api, "github", huge, huge_headers)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    assert len(log_lines(server, "AUTH", "hook=github", "reason=payload_too_large")) == 2
 
 
 def test_twitch_revocation_is_recorded_and_logged(server, api):
