@@ -15,6 +15,7 @@ and give back their own session. ``ActionService`` is composed of one part per c
 - ``pipeline``: the one invocation pipeline
 - ``invocations``, ``router``, ``reads``, ``health``: the use cases
 - ``entities``: managing OpenWhisk entities (``ActionService.management``)
+- ``webhooks``: signed inbound webhooks, once per delivery (``ActionService.webhooks``)
 """
 
 from __future__ import annotations

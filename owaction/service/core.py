@@ -22,7 +22,7 @@ from owaction.service.validation import (
     parse_payload,
     whole,
 )
-from owaction.webhooks.deliveries import WebhookDeliveries
+from owaction.service.webhooks import WebhookDeliveries
 from owaction.webhooks.hooks import HookMap
 
 

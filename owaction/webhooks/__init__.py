@@ -25,4 +25,12 @@ The hooks file (``WEBHOOKS_FILE``, YAML or JSON)::
 Without ``payload`` the target gets ``{"body": <the JSON body>}``; either way it also gets
 ``webhook: {hook, source, event, delivery_id}``. The file is re-read when it changes and on
 SIGHUP; a bad file is refused with one ERROR line and the previous hooks stay in force.
+
+The use case (verify, record once, run, acknowledge) is the service's:
+``owaction/service/webhooks.py``.
 """
+
+from owaction.webhooks import generic, github, twitch
+
+# A hook's ``verify`` -> the module with its ``verify`` and ``sample``.
+VERIFIERS = {"twitch": twitch, "github": github, "hmac": generic}

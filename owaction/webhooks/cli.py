@@ -37,7 +37,7 @@ def cmd_list(args: argparse.Namespace, settings, base_url: str) -> int:
 
 def sample(hook, args: argparse.Namespace, now: float) -> tuple[dict[str, str], bytes]:
     """The signed test delivery for ``hook``: harmless by default (a challenge or a ping)."""
-    from owaction.webhooks.deliveries import VERIFIERS
+    from owaction.webhooks import VERIFIERS
 
     body = args.body.encode("utf-8") if args.body is not None else None
     module = VERIFIERS[hook.verifier]

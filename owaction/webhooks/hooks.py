@@ -17,9 +17,9 @@ import yaml
 
 from owaction.names import InvalidName, check_name, split_action
 from owaction.reloadable import ReloadableFile
+from owaction.webhooks import VERIFIERS
 from owaction.webhooks.signatures import ALGORITHMS
 
-VERIFIERS = ("twitch", "github", "hmac")
 TARGETS = {"fire_trigger": "trigger", "invoke_action": "action", "web_action": "web"}
 HOOK_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -63,7 +63,7 @@ class Hook:
 
 
 def _web_extension(value: Any) -> bool:
-    from owaction.service import WEB_EXTENSIONS  # here: the service imports this module
+    from owaction.service.validation import WEB_EXTENSIONS  # here: the service imports us
 
     return isinstance(value, str) and value in WEB_EXTENSIONS[1:]
 

@@ -25,15 +25,16 @@ from owaction import errors
 from owaction.logs import aaa
 from owaction.metrics import observe_execution
 from owaction.openwhisk import errors as ow
+from owaction.service.translation import translate_client_error
 from owaction.store import DuplicateIdempotencyKey
-from owaction.webhooks import generic, github, twitch
+from owaction.store.records import ACCEPTED, ERROR, FAILED, PENDING, SUCCEEDED, ActionType
+from owaction.webhooks import VERIFIERS
 from owaction.webhooks.hooks import Hook, HookMap
 from owaction.webhooks.signatures import Delivery, SignatureRefused
 
-log = logging.getLogger("owaction.webhooks")
+log = logging.getLogger("owaction.service.webhooks")
 
-VERIFIERS = {"twitch": twitch, "github": github, "hmac": generic}
-ACTION_TYPE = "webhook"
+ACTION_TYPE = ActionType.WEBHOOK
 SOURCE = "webhook"
 _SANE_ID = re.compile(r"\A[A-Za-z0-9._-]{1,128}\Z")
 
@@ -51,7 +52,7 @@ class WebhookReply:
 class _Run:
     """The background call's outcome, once it has one."""
 
-    outcome: str = "pending"
+    outcome: str = PENDING
     activation_id: str | None = None
     error: errors.ServiceError | None = None
     sent: bool = True
@@ -204,7 +205,7 @@ class WebhookDeliveries:
     def _answer_locally(self, hook: Hook, delivery: Delivery, key: str,
                         execution_id: str) -> WebhookReply:
         """A challenge, ping or revocation: recorded and answered, no target run."""
-        self.service._finish(execution_id, status="succeeded", success=True, duration_ms=0,
+        self.service._finish(execution_id, status=SUCCEEDED, success=True, duration_ms=0,
                              result={"kind": delivery.kind, **delivery.detail}, status_code=200)
         if delivery.kind == "revocation":
             aaa("AUDIT", "webhook_revocation", "REVOKED", level=logging.WARNING, hook=hook.name,
@@ -213,10 +214,10 @@ class WebhookDeliveries:
         else:
             aaa("AUDIT", "webhook", delivery.kind.upper(), hook=hook.name, delivery_id=key,
                 execution_id=execution_id, source=SOURCE, event_type=delivery.event)
-        observe_execution(ACTION_TYPE, hook.name, "succeeded", 0.0)
+        observe_execution(ACTION_TYPE, hook.name, SUCCEEDED, 0.0)
         if delivery.challenge is not None:
             return WebhookReply(200, text=delivery.challenge)
-        return self._reply(hook, key, execution_id, "succeeded")
+        return self._reply(hook, key, execution_id, SUCCEEDED)
 
     def _run(self, hook: Hook, delivery: Delivery, key: str, execution_id: str,
              namespace: str, payload: dict) -> WebhookReply:
@@ -231,20 +232,18 @@ class WebhookDeliveries:
 
         self._spawn(work)
         if not done.wait(self.service.settings.webhook_ack_seconds):
-            return self._reply(hook, key, execution_id, "pending", code=202)
+            return self._reply(hook, key, execution_id, PENDING, code=202)
         if run.error is not None and not run.sent:
             # Nothing reached OpenWhisk and the key is free again: the sender's retry will run.
             run.error.execution_id = execution_id
             raise run.error
         return self._reply(hook, key, execution_id, run.outcome,
-                           code=202 if run.outcome == "accepted" else 200,
+                           code=202 if run.outcome == ACCEPTED else 200,
                            activation_id=run.activation_id)
 
     def _call_target(self, hook: Hook, delivery: Delivery, key: str, execution_id: str,
                      namespace: str, payload: dict, run: _Run) -> None:
         """Call OpenWhisk and complete the record; never raises (it runs in the background)."""
-        from owaction.service import translate_client_error
-
         client, finish = self.service.client, self.service._finish
         started = self._clock()
         try:
@@ -253,19 +252,19 @@ class WebhookDeliveries:
                                             request_id=key)
                 run.activation_id = fired.activation_id
                 if fired.fired:
-                    run.outcome = "accepted"
-                    finish(execution_id, status="accepted", activation_id=fired.activation_id,
+                    run.outcome = ACCEPTED
+                    finish(execution_id, status=ACCEPTED, activation_id=fired.activation_id,
                            status_code=202)
                 else:
-                    run.outcome = "succeeded"
-                    finish(execution_id, status="succeeded", success=True, status_code=204,
+                    run.outcome = SUCCEEDED
+                    finish(execution_id, status=SUCCEEDED, success=True, status_code=204,
                            duration_ms=int((self._clock() - started) * 1000),
                            result={"fired": False, "reason": "no active rule"})
             elif hook.target_kind == "action":
                 pending = client.invoke_action_async(hook.target, payload, namespace=namespace,
                                                      request_id=key)
-                run.outcome, run.activation_id = "accepted", pending.activation_id
-                finish(execution_id, status="accepted", activation_id=pending.activation_id,
+                run.outcome, run.activation_id = ACCEPTED, pending.activation_id
+                finish(execution_id, status=ACCEPTED, activation_id=pending.activation_id,
                        status_code=202)
             else:
                 package, _, action = hook.target.rpartition("/")
@@ -273,7 +272,7 @@ class WebhookDeliveries:
                                                     package=package or "default",
                                                     extension=hook.extension, request_id=key)
                 success = response.status_code < 400
-                run.outcome = "succeeded" if success else "failed"
+                run.outcome = SUCCEEDED if success else FAILED
                 run.activation_id = response.activation_id
                 text = response.text()
                 finish(execution_id, status=run.outcome, success=success,
@@ -291,8 +290,8 @@ class WebhookDeliveries:
                 self.service.store.forget_idempotency_key(execution_id)
         except Exception:  # noqa: BLE001 - a background task must record, not vanish
             log.exception("webhook %s delivery %s failed", hook.name, key)
-            run.outcome, run.error = "error", errors.ServiceError("internal error")
-            finish(execution_id, status="error", success=False, error="internal error",
+            run.outcome, run.error = ERROR, errors.ServiceError("internal error")
+            finish(execution_id, status=ERROR, success=False, error="internal error",
                    status_code=500)
         seconds = self._clock() - started
         observe_execution(ACTION_TYPE, hook.name, run.outcome, seconds)
