@@ -1,6 +1,7 @@
 """Callbacks: POST the finished execution record to the caller's URL, signed.
 
-The body is ``{"execution": <the record, as GET /api/v1/executions/<id> shows it>}``. The header
+The body is ``{"execution": <the record, as GET /api/v1/executions/<id> shows it, without the
+idempotency key>}``. The header
 ``X-Owaction-Signature: sha256=<hex>`` is HMAC-SHA256 of ``<timestamp>.<body>`` with
 ``CALLBACK_SECRET``, and ``X-Owaction-Timestamp`` carries that timestamp, so a receiver can check
 both authenticity and freshness. Only hosts in ``CALLBACK_ALLOWED_HOSTS`` are ever contacted
@@ -23,11 +24,10 @@ import requests
 from owaction.config import Settings
 from owaction.logs import aaa
 from owaction.metrics import CALLBACKS
+from owaction.store.records import CALLBACK_FIELDS
 
 MAX_ATTEMPTS = 5
 TIMEOUT = (3.0, 10.0)
-_INTERNAL = ("lease_owner", "lease_until", "attempts", "callback_state", "callback_attempts",
-             "callback_next_at", "callback_status_code", "request_hash", "idempotency_key")
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -58,8 +58,8 @@ class CallbackDeliverer:
         self.session.close()
 
     def body_for(self, record) -> bytes:
-        data = {k: v for k, v in record.to_dict().items() if k not in _INTERNAL}
-        return json.dumps({"execution": data}, separators=(",", ":"), default=str).encode()
+        return json.dumps({"execution": record.public(CALLBACK_FIELDS)}, separators=(",", ":"),
+                          default=str).encode()
 
     def deliver_due(self) -> dict[str, int]:
         counts = {"delivered": 0, "retrying": 0, "failed": 0}

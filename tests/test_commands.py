@@ -222,3 +222,30 @@ def test_commands_count_against_the_rate_limits_and_replays_do_not(make_service,
     call(service, "#hello", session=new_session())
     with pytest.raises(errors.Throttled):
         call(service, "#hello", session=new_session())
+
+
+# --- the same pipeline as every invocation ----------------------------------------------------
+
+
+def test_a_session_older_than_the_idempotency_ttl_runs_again(make_service, commands_file):
+    service = make_service(commands_file=commands_file, IDEMPOTENCY_TTL="1")
+    session = new_session()
+    first = call(service, "#hello", session=session)
+    time.sleep(2.1)  # the store keeps whole seconds
+    again = call(service, "#hello", session=session)
+    assert again["success"] is True
+    assert again["execution_id"] != first["execution_id"]
+
+
+def test_a_command_that_never_reached_openwhisk_frees_its_session(make_service, commands_file):
+    from tests.procs import free_port
+
+    service = make_service(commands_file=commands_file,
+                           api_host=f"http://127.0.0.1:{free_port()}")
+    session = new_session()
+    first = call(service, "#hello", session=session)
+    assert first["success"] is False and "unavailable" in first["error_message"]
+    assert service.store.get(first["execution_id"]).idempotency_key is None
+    # The retry runs (and fails) again rather than replaying a call that never happened.
+    again = call(service, "#hello", session=session)
+    assert again["execution_id"] != first["execution_id"]

@@ -300,3 +300,21 @@ def test_call_context_rules_are_the_same_for_every_door():
     with pytest.raises(errors.InvalidInput):
         CallContext.for_request(source="rest", caller="svc", request_id=None,
                                 callback_url="http://x/" + "a" * 2048)
+
+
+def test_a_token_is_issued_by_the_service_for_a_valid_key_only(make_service):
+    service = make_service(API_KEYS="svc-k=key-k-" + "y" * 20)
+    ctx = CallContext(source="rest")
+    issued = service.issue_token(ctx, api_key="key-k-" + "y" * 20, service="svc-k",
+                                 address="192.0.2.1")
+    claims = service.verifier.verify(issued.token)
+    assert claims.service == issued.service == "svc-k"
+    assert sorted(claims.permissions) == issued.permissions
+    with pytest.raises(errors.Unauthenticated):
+        service.issue_token(ctx, api_key="key-k-" + "z" * 20, service="svc-k")
+    with pytest.raises(errors.PermissionDenied):
+        service.issue_token(ctx, api_key="key-k-" + "y" * 20, service="svc-k",
+                            permissions=["manage"])
+    fewer = service.issue_token(ctx, api_key="key-k-" + "y" * 20, service="svc-k",
+                                permissions=["read"])
+    assert fewer.permissions == ["read"]

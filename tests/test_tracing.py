@@ -95,3 +95,16 @@ def test_traceparent_sent_to_openwhisk_is_the_client_span(make_service, spans):
                        if s.name == "openwhisk invoke_action")
     assert sent.split("-")[1] == CALLER_TRACE
     assert sent.split("-")[2] == format(client_span.context.span_id, "016x")
+
+
+def test_a_router_command_has_its_openwhisk_span(make_service, spans, tmp_path):
+    commands = tmp_path / "commands.json"
+    commands.write_text('{"commands": {"#hello": {"action": "hello"}}}')
+    service = make_service(commands_file=str(commands))
+    reply = service.execute_command(CallContext(source="router", caller="router_module"),
+                                    command="#hello", session_id="sess_span")
+    assert reply["success"] is True
+    openwhisk = next(s for s in spans.get_finished_spans()
+                     if s.name == "openwhisk execute_command")
+    assert openwhisk.attributes["action"] == "hello"
+    assert openwhisk.attributes["execution_id"] == reply["execution_id"]

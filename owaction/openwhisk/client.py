@@ -55,7 +55,7 @@ log = logging.getLogger("owaction.openwhisk")
 
 ACTIVATION_ID_HEADER = "x-openwhisk-activation-id"
 RETRY_STATUSES = frozenset({502, 503, 504})
-WEB_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+WEB_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 WEB_EXTENSIONS = frozenset({"", ".http", ".json", ".html", ".svg", ".text"})
 # OpenWhisk's answer when a web action is called with no extension.
 DEFAULT_WEB_EXTENSION = ".http"

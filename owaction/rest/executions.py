@@ -10,7 +10,7 @@ bp = ApiBlueprint("executions", __name__, tag="executions", url_prefix="/api/v1"
 
 
 def execution_reply(record) -> Execution:
-    return Execution.model_validate(record.to_dict())
+    return Execution.model_validate(record.public())
 
 
 # `path` so that an id holding a slash reaches the view and gets a 400 that says why.

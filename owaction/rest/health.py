@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import current_app
 
 from owaction import __version__
@@ -11,12 +9,9 @@ from owaction.auth import PERMISSION_READ
 from owaction.rest.api import ApiBlueprint, service
 from owaction.rest.errors import retry_after
 from owaction.rest.schemas import HealthReply, StatsReply
+from owaction.service import timestamp
 
 bp = ApiBlueprint("health", __name__, tag="health")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _module() -> str:
@@ -34,7 +29,7 @@ def health():
         status="healthy" if healthy else "unhealthy",
         module=_module(),
         version=__version__,
-        timestamp=_now(),
+        timestamp=timestamp(),
         database=checks["database"],
         openwhisk=checks["openwhisk"],
         breaker=checks["breaker"],
@@ -51,4 +46,4 @@ def health():
               errors=(503,))
 def stats(claims):
     return StatsReply(module=_module(), version=__version__, stats=service().stats(),
-                      timestamp=_now()), 200
+                      timestamp=timestamp()), 200

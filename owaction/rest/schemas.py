@@ -21,7 +21,15 @@ from owaction.inputs import (
     MAX_ACTION_NAME_FILTER,
     TEXT_PATTERN,
 )
-from owaction.service import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, MAX_CALLBACK_URL
+from owaction.service import (
+    ACTION_LIST_DEFAULT,
+    HEADER_NAME_PATTERN,
+    HEADER_VALUE_PATTERN,
+    LIST_LIMIT_MAX,
+    MAX_CALLBACK_URL,
+    WEB_METHODS,
+)
+from owaction.store import ACTION_TYPES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, STATUSES
 
 Permission = Literal["execute_actions", "read", "manage"]
 assert set(Permission.__args__) == set(ALL_PERMISSIONS)  # noqa: S101 - a drift guard at import
@@ -141,7 +149,7 @@ class SequenceRequest(Invocation):
     )
 
 
-WebMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+WebMethod = Literal[WEB_METHODS]
 WebExtension = Literal["", ".json", ".http", ".html", ".svg", ".text"]
 # The service's own rule, declared here too so the OpenAPI document states it.
 HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
@@ -246,7 +254,8 @@ class ActivationReply(Reply):
 
 class ActionsQuery(Query):
     namespace: str | None = _NAMESPACE
-    limit: int = Field(default=30, ge=0, le=200, description="0 means OpenWhisk's maximum")
+    limit: int = Field(default=ACTION_LIST_DEFAULT, ge=0, le=LIST_LIMIT_MAX,
+                       description="0 means OpenWhisk's maximum")
     skip: int = Field(default=0, ge=0)
 
 
@@ -263,18 +272,15 @@ class ActionsReply(Reply):
     actions: list[ActionItem]
 
 
-ExecutionStatus = Literal["pending", "accepted", "succeeded", "failed", "error", "timeout",
-                          "unknown"]
+# The store's vocabulary (owaction.store.records), as the document's enums.
+ExecutionStatus = Literal[STATUSES]
 # Checked by the service (owaction.inputs), which both doors call; declared here for the document.
 Instant = Annotated[str, WithJsonSchema(INSTANT_SCHEMA)]
-ActionType = Literal["action", "async", "sequence", "web", "trigger", "command", "webhook"]
+ActionType = Literal[ACTION_TYPES]
 
 
 class Execution(Reply):
     """One recorded execution."""
-
-    # The store's row has bookkeeping columns (leases, hashes) that are not part of the API.
-    model_config = ConfigDict(extra="ignore")
 
     execution_id: str
     namespace: str
@@ -300,6 +306,7 @@ class Execution(Reply):
     cached: bool
     callback_url: str | None
     updated_at: str | None
+    attempts: int = Field(description="how often the completion worker has looked at it")
 
 
 class ExecutionsQuery(Query):
@@ -309,7 +316,7 @@ class ExecutionsQuery(Query):
     status: ExecutionStatus | None = None
     since: Instant | None = None
     until: Instant | None = None
-    limit: int = Field(default=50, ge=1, le=500)
+    limit: int = Field(default=DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT)
     cursor: str | None = Field(default=None, min_length=1, max_length=256)
 
 

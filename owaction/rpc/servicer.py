@@ -6,7 +6,6 @@ Domain errors become status codes through ``errors.ServiceError.grpc_status`` (o
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import time
@@ -19,15 +18,14 @@ from owaction import __version__, errors
 from owaction.rpc import openwhisk_action_pb2 as pb
 from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
 from owaction.rpc.interceptors import CURRENT_CLAIMS, abort_with
-from owaction.service import CallContext, ExecutionResult
+from owaction.service import ACTION_LIST_DEFAULT, CallContext, ExecutionResult, timestamp
 from owaction.service.entities import ActionSpec, Route
+from owaction.store import DEFAULT_LIST_LIMIT
 
 log = logging.getLogger("owaction.rpc")
 
 T = TypeVar("T")
 
-DEFAULT_ACTION_LIMIT = 30  # the original module's default when the field is left unset
-DEFAULT_EXECUTION_LIMIT = 50
 # grpcio reports "no deadline" as a remaining time of centuries; anything past a day is "none".
 NO_DEADLINE_AFTER = 86400.0
 
@@ -60,7 +58,7 @@ def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
 
 
 def _execution(record: Any) -> pb.Execution:
-    data = record.to_dict()
+    data = record.public()
     success = data.get("success")
     return pb.Execution(
         execution_id=_text(data.get("execution_id")),
@@ -282,7 +280,8 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
         def run():
             return self._service.list_actions(
                 self._context(context), namespace=request.namespace or None,
-                limit=request.limit or DEFAULT_ACTION_LIMIT, skip=request.skip,
+                # proto3 cannot tell an unset limit from 0: 0 means the default, as before.
+                limit=request.limit or ACTION_LIST_DEFAULT, skip=request.skip,
             )
 
         actions = self._call(context, run)
@@ -312,7 +311,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
                 status=request.status or None,
                 since=request.since or None,
                 until=request.until or None,
-                limit=request.limit or DEFAULT_EXECUTION_LIMIT,
+                limit=request.limit or DEFAULT_LIST_LIMIT,
                 cursor=request.cursor or None,
             )
 
@@ -328,16 +327,13 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
             return self._service.stats()
 
         stats = self._call(context, run)
-        by_status = stats.get("by_status") or {}
         return pb.GetStatsResponse(
             success=True, module=_text(getattr(self._service.settings, "module_name", "")),
-            version=__version__, stats=_json(stats),
-            timestamp=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            total_executions=int(stats.get("total") or 0),
-            successful_executions=int(by_status.get("succeeded") or 0),
-            failed_executions=sum(int(by_status.get(s) or 0)
-                                  for s in ("failed", "error", "timeout")),
-            in_flight=int(stats.get("in_flight") or 0),
+            version=__version__, stats=_json(stats), timestamp=timestamp(),
+            total_executions=int(stats["total_executions"]),
+            successful_executions=int(stats["successful_executions"]),
+            failed_executions=int(stats["failed_executions"]),
+            in_flight=int(stats["in_flight"]),
         )
 
     def ExecuteCommand(self, request, context):
@@ -452,7 +448,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
     def ListEntities(self, request, context):
         items = self._call(context, lambda: self._service.management.list_entities(
             self._context(context), collection=request.collection,
-            namespace=request.namespace or None, limit=request.limit or DEFAULT_ACTION_LIMIT,
+            namespace=request.namespace or None, limit=request.limit or ACTION_LIST_DEFAULT,
             skip=request.skip))
         return pb.ListEntitiesResponse(success=True, items=[
             pb.EntityBrief(name=_text(i["name"]), namespace=_text(i["namespace"]),

@@ -11,7 +11,7 @@ from owaction.names import (
     check_name,
     split_action,
 )
-from owaction.openwhisk.client import DEFAULT_WEB_EXTENSION, reserved_header
+from owaction.openwhisk.client import DEFAULT_WEB_EXTENSION, WEB_METHODS, reserved_header
 from owaction.openwhisk.models import (
     TriggerFired,
     WebActionResponse,
@@ -23,7 +23,6 @@ from owaction.service.validation import (
     HEADER_NAME,
     HEADER_VALUE,
     WEB_EXTENSIONS,
-    WEB_METHODS,
 )
 from owaction.store.records import ACCEPTED, FAILED, SUCCEEDED
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from owaction import tracing
 from owaction.openwhisk import errors as ow
@@ -13,26 +14,33 @@ from owaction.store import DuplicateIdempotencyKey
 
 
 class Pipeline(Replays):
-    """Rate limits, idempotency, cache, record, call, audit."""
+    """The steps every invoking use case takes, in one order."""
 
     def _execute(self, ctx: CallContext, *, op: str, action_type: str, target: str,
                  namespace: str, body: dict, blocking: bool, timeout_ms: int | None,
                  call: Callable[[str, float], ExecutionResult],
-                 fingerprint: tuple = ()) -> ExecutionResult:
-        """Rate limits, idempotency, cache, record, call, audit: in that order, once.
+                 fingerprint: tuple | None = (), replay: Callable[..., Any] | None = None,
+                 record_request_id: str | None = None) -> Any:
+        """Idempotency, rate limits, cache, record, call, audit: in that order, once.
 
-        ``call(execution_id, started)`` talks to OpenWhisk and completes the record.
+        ``call(execution_id, started)`` talks to OpenWhisk and completes the record. A repeated
+        idempotency key answers ``replay(record, request_hash)`` (default: the first request's
+        ExecutionResult) and, since it runs nothing, is not counted against the rate limits.
+        ``fingerprint`` None means a repeated key need not repeat the request (the router's
+        session ids); ``record_request_id`` is recorded instead of the context's request id.
         """
-        self._check_limits(ctx, target)
+        replay = replay or self._replay
         callback_url = self._callback_url(ctx.callback_url)
         cache_ttl = self._cache_ttl(action_type, target, blocking)
         # Only idempotency and the cache compare requests; the rest skip the hashing.
+        compares = cache_ttl or (ctx.idempotency_key and fingerprint is not None)
         request_hash = hash_request(op, namespace, target, body, blocking, timeout_ms,
-                                     *fingerprint) if ctx.idempotency_key or cache_ttl else None
+                                    *(fingerprint or ())) if compares else None
         if ctx.idempotency_key:
             existing = self._idempotent_record(ctx)
             if existing is not None:
-                return self._replay(existing, request_hash)
+                return replay(existing, request_hash)
+        self._check_limits(ctx, target)
         if cache_ttl:
             hit = self.store.find_cached(target, request_hash, max_age=cache_ttl)
             if hit is not None:
@@ -42,14 +50,14 @@ class Pipeline(Replays):
             record = self.store.create_pending(
                 namespace=namespace, action_name=target, action_type=action_type,
                 payload=body, blocking=blocking, timeout=timeout_ms, source=ctx.source,
-                caller=ctx.caller, request_id=ctx.request_id,
+                caller=ctx.caller, request_id=record_request_id or ctx.request_id,
                 idempotency_key=ctx.idempotency_key,
                 trace_id=ctx.trace_id or tracing.current_trace_id(),
                 request_hash=request_hash, callback_url=callback_url,
             )
         except DuplicateIdempotencyKey as dup:
             # Another request with this key won the race; answer what it answers.
-            return self._replay(dup.existing, request_hash)
+            return replay(dup.existing, request_hash)
         execution_id = record.execution_id
         started = self._clock()
         try:

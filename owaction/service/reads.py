@@ -25,10 +25,17 @@ from owaction.service.context import CallContext
 from owaction.service.recording import Recording
 from owaction.service.translation import translate_client_error
 from owaction.service.validation import (
+    ACTION_LIST_DEFAULT,
     LIST_LIMIT_MAX,
     whole,
 )
-from owaction.store.records import ACCEPTED, ERROR, FAILED, SUCCEEDED, TIMEOUT, UNKNOWN
+from owaction.store.records import (
+    ACCEPTED,
+    DEFAULT_LIST_LIMIT,
+    FAILED_STATUSES,
+    MAX_LIST_LIMIT,
+    SUCCEEDED,
+)
 
 log = logging.getLogger("owaction.service")
 
@@ -50,7 +57,8 @@ class Reads(Recording):
         except ow.OpenWhiskError as exc:
             raise translate_client_error(exc)[0] from None
 
-    def list_actions(self, ctx: CallContext, *, namespace: str | None = None, limit: int = 30,
+    def list_actions(self, ctx: CallContext, *, namespace: str | None = None,
+                     limit: int = ACTION_LIST_DEFAULT,
                      skip: int = 0) -> list[ActionInfo]:
         ns = self._namespace(namespace)
         if not whole(limit) or not 0 <= limit <= LIST_LIMIT_MAX:
@@ -91,9 +99,9 @@ class Reads(Recording):
 
     def list_executions(self, *, action_name: str | None = None, action_type: str | None = None,
                         status: str | None = None, since: Any = None, until: Any = None,
-                        limit: int = 50, cursor: str | None = None):
-        if not whole(limit) or not 1 <= limit <= 500:
-            raise errors.InvalidInput("limit must be between 1 and 500")
+                        limit: int = DEFAULT_LIST_LIMIT, cursor: str | None = None):
+        if not whole(limit) or not 1 <= limit <= MAX_LIST_LIMIT:
+            raise errors.InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT}")
         if action_name is not None:
             check_text(action_name, "action_name", MAX_ACTION_NAME_FILTER)
         since, until = parse_instant(since, "since"), parse_instant(until, "until")
@@ -105,12 +113,11 @@ class Reads(Recording):
             raise errors.InvalidInput(str(exc)) from None
 
     def stats(self) -> dict:
-        """The store's figures, plus the original module's field names callers read."""
+        """The store's figures, plus the original module's field names callers read; the one
+        definition of "failed" (failed, error, timeout and unknown) for every door."""
         stats = self.store.stats()
         by_status = stats.get("by_status", {})
         stats["total_executions"] = stats.get("total", 0)
         stats["successful_executions"] = by_status.get(SUCCEEDED, 0)
-        stats["failed_executions"] = sum(
-            by_status.get(s, 0) for s in (FAILED, ERROR, TIMEOUT, UNKNOWN)
-        )
+        stats["failed_executions"] = sum(by_status.get(s, 0) for s in FAILED_STATUSES)
         return stats

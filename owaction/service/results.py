@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,3 +75,9 @@ def result_from_record(record) -> ExecutionResult:
         status_code=record.status_code if record.action_type == "web" else None,
         response_body=web_body, cached=bool(record.cached),
     )
+
+
+def timestamp() -> str:
+    """Now as every reply shows it: ISO-8601 UTC with milliseconds and a Z."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"

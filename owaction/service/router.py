@@ -13,10 +13,9 @@ from owaction.inputs import (
     check_text,
 )
 from owaction.logs import aaa
-from owaction.openwhisk import errors as ow
 from owaction.service.context import CallContext
 from owaction.service.pipeline import Pipeline
-from owaction.store import DuplicateIdempotencyKey
+from owaction.service.results import ExecutionResult, timestamp
 from owaction.store.records import ACCEPTED, FAILED, PENDING, SUCCEEDED
 
 
@@ -59,44 +58,41 @@ class RouterCommands(Pipeline):
                 community=community_id, user=user_id, command=shown, session_id=session_id)
             return self._module_response(session_id=session_id, success=False,
                                          error_message=text, started=started)
-        key = f"session:{session_id}" if session_id else None
-        if key:
-            existing = self.store.find_by_idempotency_key(ctx.caller, key)
-            if existing is not None:
-                return self._replay_command(existing, found)
-        self._check_limits(ctx, found.action)  # a replay runs nothing, so only new calls count
         payload = action_payload(
             command=shown, args=fields["args"], user_id=user_id, entity_id=entity_id,
             community_id=community_id, session_id=session_id, message=fields["message"],
-            timestamp=_iso_now(),
+            timestamp=timestamp(),
         )
         wait_ms, read_timeout = self._bounds(ctx, found.timeout_ms)
         ns = self._namespace(None)
-        try:
-            record = self.store.create_pending(
-                namespace=ns, action_name=found.action, action_type="command",
-                payload=payload, blocking=True, timeout=found.timeout_ms, source=ctx.source,
-                caller=ctx.caller, request_id=session_id or ctx.request_id,
-                idempotency_key=key, trace_id=ctx.trace_id,
-            )
-        except DuplicateIdempotencyKey as dup:
-            return self._replay_command(dup.existing, found)
-        execution_id = record.execution_id
-        try:
+        # The session id is the idempotency key, so the router's retries replay the first reply.
+        ctx = replace(ctx, idempotency_key=f"session:{session_id}", callback_url=None)
+
+        def call(execution_id: str, started: float) -> ExecutionResult:
             outcome = self.client.invoke_action(
                 found.action, payload, namespace=ns, blocking=True, timeout_ms=wait_ms,
                 request_id=ctx.request_id, read_timeout=read_timeout,
                 headers=self._trace_headers(ctx),
             )
-        except ow.Throttled as exc:
-            raise self._fail(ctx, execution_id, "command", "execute_command", exc,
-                             found.action) from None
-        except ow.OpenWhiskError as exc:
-            self._fail(ctx, execution_id, "command", "execute_command", exc, found.action)
-        else:
-            result = self._from_activation(execution_id, "command", outcome, started)
-            self._audit(ctx, "execute_command", result, found.action)
-        return self._reply_from_record(self.store.get(execution_id), found)
+            return self._from_activation(execution_id, "command", outcome, started)
+
+        try:
+            outcome = self._execute(
+                ctx, op="execute_command", action_type="command", target=found.action,
+                namespace=ns, body=payload, blocking=True, timeout_ms=found.timeout_ms,
+                call=call, fingerprint=None, record_request_id=session_id,
+                replay=lambda record, _hash: self._replay_command(record, found))
+        except errors.Throttled:
+            raise  # the router backs off on a 429 rather than telling the user
+        except errors.ServiceError as exc:
+            if exc.execution_id is None:
+                raise
+            # The failure is on the record: the user gets the apology built from it.
+            outcome = self.store.get(exc.execution_id)
+            return self._reply_from_record(outcome, found)
+        if isinstance(outcome, dict):
+            return outcome  # a replay
+        return self._reply_from_record(self.store.get(outcome.execution_id), found)
 
     def _replay_command(self, record, found) -> dict:
         """The reply of an earlier request for the same session, once it is final (bounded)."""
@@ -151,12 +147,7 @@ class RouterCommands(Pipeline):
             "error_message": None,
             "processing_time_ms": (int((self._clock() - started) * 1000)
                                    if started is not None else 0),
-            "timestamp": _iso_now(),
+            "timestamp": timestamp(),
         }
         reply.update({k: v for k, v in fields.items() if k in reply})
         return reply
-
-
-def _iso_now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"

@@ -8,29 +8,20 @@ from typing import Any
 
 from owaction import errors
 
-WEB_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-
-
 WEB_EXTENSIONS = ("", ".json", ".http", ".html", ".svg", ".text")
-
-
 # An HTTP field name (RFC 9110 token) and a value of visible ASCII without outer whitespace:
 # anything else cannot be sent, and must be the caller's error, not "OpenWhisk unreachable".
 HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
-
-
 HEADER_VALUE_PATTERN = r"^([!-~]([ -~]*[!-~])?)?$"
 
 
 HEADER_NAME = re.compile(HEADER_NAME_PATTERN)
-
-
 HEADER_VALUE = re.compile(HEADER_VALUE_PATTERN)
 
 
-LIST_LIMIT_MAX = 200  # OpenWhisk's query limit; 0 means "the maximum"
-
-
+# Actions a list returns: OpenWhisk's default and its query limit (0 means "the maximum").
+ACTION_LIST_DEFAULT = 30
+LIST_LIMIT_MAX = 200
 _NOT_FINITE = ("payload holds NaN, Infinity or a number too large for a double, which JSON "
                "cannot carry")
 

@@ -24,6 +24,7 @@ from owaction.store.outbox import CallbackOutbox
 from owaction.store.records import (
     ACCEPTED,
     ACTION_TYPES,
+    DEFAULT_LIST_LIMIT,
     ERROR,
     FAILED,
     FINAL,
@@ -43,7 +44,8 @@ from owaction.store.session import Database
 from owaction.store.stats import Stats
 
 __all__ = [
-    "ACCEPTED", "ACTION_TYPES", "ERROR", "FAILED", "FINAL", "IN_FLIGHT", "MAX_LIST_LIMIT",
+    "ACCEPTED", "ACTION_TYPES", "DEFAULT_LIST_LIMIT", "ERROR", "FAILED", "FINAL", "IN_FLIGHT",
+    "MAX_LIST_LIMIT",
     "PENDING", "STATUSES", "SUCCEEDED", "TABLE", "TIMEOUT", "UNKNOWN", "ActionType",
     "Database", "DuplicateIdempotencyKey", "ExecutionRecord", "ExecutionStore", "Status",
     "StoreUnavailable",

@@ -21,6 +21,7 @@ from owaction.store.errors import DuplicateIdempotencyKey
 from owaction.store.records import (
     ACCEPTED,
     ACTION_TYPES,
+    DEFAULT_LIST_LIMIT,
     FINAL,
     IN_FLIGHT,
     MAX_LIST_LIMIT,
@@ -264,7 +265,7 @@ class Executions(Database):
         status: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
-        limit: int = 50,
+        limit: int = DEFAULT_LIST_LIMIT,
         cursor: str | None = None,
     ) -> tuple[list[ExecutionRecord], str | None]:
         """Newest first, ``limit`` at a time; pass the returned cursor to get the next page.

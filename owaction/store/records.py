@@ -42,8 +42,12 @@ PENDING, ACCEPTED, SUCCEEDED, FAILED, ERROR, TIMEOUT, UNKNOWN = Status
 STATUSES = tuple(s.value for s in Status)
 IN_FLIGHT = (PENDING, ACCEPTED)
 FINAL = (SUCCEEDED, FAILED, ERROR, TIMEOUT, UNKNOWN)
+# What the stats count as a failed execution: every final status but success.
+FAILED_STATUSES = (FAILED, ERROR, TIMEOUT, UNKNOWN)
 ACTION_TYPES = tuple(t.value for t in ActionType)
 
+# Executions a list returns: by default, and at most.
+DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 500
 
 
@@ -96,8 +100,20 @@ class ExecutionRecord:
                 out[key] = iso(value)
         return out
 
+    def public(self, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """What callers see of an execution: ``PUBLIC_FIELDS`` (REST and gRPC) by default."""
+        everything = self.to_dict()
+        return {name: everything[name] for name in fields or PUBLIC_FIELDS}
+
 
 RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ExecutionRecord))
+# The bookkeeping columns (leases, request hashes, the callback outbox) stay inside the module.
+PUBLIC_FIELDS = tuple(name for name in RECORD_FIELDS if name not in (
+    "request_hash", "lease_owner", "lease_until", "callback_state", "callback_attempts",
+    "callback_next_at", "callback_status_code"))
+# A callback goes to another endpoint than the caller's, so it does not carry the caller's
+# idempotency key (its credential for retries, scrubbed from logs too).
+CALLBACK_FIELDS = tuple(name for name in PUBLIC_FIELDS if name != "idempotency_key")
 _TIMES = ("created_at", "completed_at", "updated_at", "lease_until", "callback_next_at")
 _BOOLEANS = ("blocking", "success", "cached")
 
