@@ -248,11 +248,11 @@ class Registry:
 
     def listing(self, collection: str, namespace: str | None = None) -> list[Entity]:
         """Newest update first; a namespace listing (ours by default) includes packaged actions."""
-        if namespace is None:
-            own = self.namespace
-            wanted = lambda e: e.namespace == own or e.namespace.startswith(own + "/")  # noqa: E731
-        else:
-            wanted = lambda e: e.namespace == namespace  # noqa: E731
+        def wanted(entity: Entity) -> bool:
+            if namespace is not None:
+                return entity.namespace == namespace
+            return entity.namespace.split("/", 1)[0] == self.namespace
+
         items = [e for e in self._docs.values() if e.collection == collection and wanted(e)]
         return sorted(items, key=lambda e: (e.updated, e.revision), reverse=True)
 
