@@ -9,6 +9,7 @@ caller's key; each alarm is a greenlet that fires the trigger through the same p
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -369,8 +370,6 @@ class AlarmProvider:
 
 def register_alarm_routes(app: Flask, provider: AlarmProvider) -> None:
     """``/_emulator/alarms``: POST creates, GET reads, PUT updates, DELETE removes an alarm."""
-    import json
-
     handlers = {"POST": provider.create, "GET": provider.read, "PUT": provider.update,
                 "DELETE": provider.delete}
 
