@@ -98,6 +98,14 @@ def _check_minutes(raw: Any) -> int:
     return minutes
 
 
+def _check_max_triggers(raw: Any) -> int:
+    try:
+        count = int(str(raw))
+    except ValueError:
+        raise AlarmError(400, "the maxTriggers parameter must be an integer") from None
+    return count if count > 0 else -1
+
+
 def _payload(raw: Any) -> dict:
     if isinstance(raw, str):
         return {"payload": raw}
@@ -122,6 +130,7 @@ class Alarm:
     changed: int = field(default_factory=lambda: int(time.time() * 1000))
     reason: dict | None = None
     fired: int = 0
+    max_triggers: int = -1  # -1: no limit
     greenlet: gevent.Greenlet | None = None
 
     def next_fire(self, after: datetime) -> datetime | None:
@@ -224,6 +233,8 @@ class AlarmProvider:
                                      "feed")
                 raise AlarmError(400, "maxTriggers is not allowed when the stopDate parameter is "
                                  "specified")
+            if params.get("maxTriggers"):
+                alarm.max_triggers = _check_max_triggers(params["maxTriggers"])
             if params.get("stopDate"):
                 alarm.stop = _check_date(params["stopDate"], "stopDate", alarm.start)
                 alarm.raw_stop = params["stopDate"]
@@ -339,6 +350,9 @@ class AlarmProvider:
             self._fire(alarm)
             if alarm.date is not None:
                 self._after_once(alarm)
+                return
+            if 0 < alarm.max_triggers <= alarm.fired:
+                self._disable(alarm, {"kind": "AUTO", "message": "maxTriggers reached"})
                 return
 
     def _fire(self, alarm: Alarm) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import requests
+
 ECHO = "/whisk.system/utils/echo"
 
 
@@ -143,3 +145,29 @@ def test_feed_checks(emu, uname):
                             "cron": "* * * * *"}).json()["response"]
     assert bad_key["result"] == {"error": "no valid authKey was provided"}
     assert feed(emu, "DELETE", trigger)["result"]["error"].startswith("could not find trigger")
+
+
+def test_max_triggers_stops_a_cron_alarm(emu, uname):
+    trigger, _ = trigger_with_rule(emu, uname)
+    marker = uname("m")
+    assert feed(emu, "CREATE", trigger, cron="* * * * * *", maxTriggers=2,
+                trigger_payload={"marker": marker})["success"]
+    wait_for(lambda: len(fired(emu, marker)) == 2)
+    wait_for(lambda: feed(emu, "READ", trigger)["result"]["status"]["active"] is False)
+    time.sleep(2)
+    assert len(fired(emu, marker)) == 2
+    feed(emu, "DELETE", trigger)
+
+
+def test_the_provider_answers_bad_requests_with_4xx_json(emu):
+    url = f"{emu.url}/_emulator/alarms"
+    for method, kw in [("POST", {"data": b"[1]"}), ("POST", {"data": b"{"}),
+                       ("PUT", {"json": {"triggerName": 5}}), ("GET", {}),
+                       ("DELETE", {"json": {"triggerName": "/a/b/c"}}),
+                       ("POST", {"json": {"triggerName": "/guest/x", "cron": {"a": 1}}}),
+                       ("POST", {"json": {"triggerName": "/guest/x", "fireOnce": True,
+                                          "date": [1]}})]:
+        r = requests.request(method, url, auth=emu.basic_auth, timeout=10, **kw)
+        assert 400 <= r.status_code < 500, (method, kw, r.status_code, r.text)
+        assert "error" in r.json()
+    assert requests.post(url, json={}, timeout=10).status_code == 401
