@@ -1,5 +1,3 @@
-"""gunicorn's entry: ``gunicorn -c gunicorn.conf.py wsgi:app``."""
+"""gunicorn's entry: ``gunicorn -c gunicorn.conf.py wsgi:app`` (the app is owaction.rest.wsgi)."""
 
-from owaction.rest import create_app
-
-app = create_app()
+from owaction.rest.wsgi import app  # noqa: F401

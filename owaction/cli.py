@@ -22,6 +22,10 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_COMMANDS = ROOT / "deploy" / "commands.example.yaml"
+# Both come from the installed package, so a wheel needs none of the checkout's top-level files.
+REST_COMMAND = [sys.executable, "-m", "gunicorn", "-c", "python:owaction.rest.gunicorn_conf",
+                "owaction.rest.wsgi:app"]
+GRPC_COMMAND = [sys.executable, "-m", "owaction", "grpc"]
 
 
 def _settings():
@@ -36,14 +40,13 @@ def _settings():
 def cmd_rest(args: argparse.Namespace) -> int:
     settings = _settings()  # validate before handing over, so a bad config exits 2 here
     del settings
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-            "--chdir", str(ROOT), "wsgi:app"]
-    os.execv(sys.executable, argv)
+    os.execv(sys.executable, REST_COMMAND)
     return EXIT_FAILED  # pragma: no cover - execv does not return
 
 
 def cmd_grpc(args: argparse.Namespace) -> int:
-    # As in grpc_server.py: gRPC's C core would write non-AAA lines of its own.
+    # gRPC's C core writes its own log lines to stderr, outside Python logging and the AAA
+    # format; silence it unless an operator asks for it while debugging (GRPC_VERBOSITY=DEBUG).
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     from owaction.rpc.server import serve
 
@@ -77,6 +80,14 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 
 def cmd_emulator(args: argparse.Namespace) -> int:
     # The emulator patches gevent itself; run it in its own interpreter so that happens first.
+    from importlib.machinery import PathFinder
+
+    # The child runs `python -m` here, so a checkout in the working directory counts too.
+    if PathFinder.find_spec("openwhisk_emulator", [os.getcwd(), *sys.path]) is None:
+        print("owaction emulator: the openwhisk_emulator package is not installed; it is a "
+              "development tool, not part of the production package: run it from a checkout "
+              "(make install) or its own image target", file=sys.stderr)
+        return EXIT_FAILED
     argv = [sys.executable, "-m", "openwhisk_emulator", *args.emulator_args]
     os.execv(sys.executable, argv)
     return EXIT_FAILED  # pragma: no cover
@@ -292,9 +303,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return EXIT_FAILED
         subprocess.run([python, "-m", "owaction", "db", "migrate"], env=env, check=True,
                        cwd=str(ROOT), stdout=subprocess.DEVNULL)
-        spawn("rest", [python, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                       "--chdir", str(ROOT), "wsgi:app"])
-        spawn("grpc", [python, str(ROOT / "grpc_server.py")])
+        spawn("rest", REST_COMMAND)
+        spawn("grpc", GRPC_COMMAND)
         spawn("worker", [python, "-m", "owaction", "worker"])
         host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
         rest = f"http://{host}:{settings.rest_port}"
