@@ -30,10 +30,6 @@ DURATION = Histogram(
     "owaction_invocation_duration_seconds", "Time from request to answer, by type",
     ["type"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
-OPENWHISK_REQUESTS = Counter(
-    "owaction_openwhisk_requests_total", "Requests sent to OpenWhisk, by method and status",
-    ["method", "status"],
-)
 IN_FLIGHT = Gauge(
     "owaction_in_flight_requests", "Requests being served now, by front door", ["door"],
     multiprocess_mode="livesum",

@@ -39,6 +39,8 @@ _PG_PROBLEM = _pg_available()
 
 
 def pytest_collection_modifyitems(config, items):
+    # Tests marked after_all (the session's log checks) run after every other test.
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
     if _PG_PROBLEM is None:
         return
     if REQUIRE_PG:

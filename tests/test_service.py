@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -262,11 +263,26 @@ def test_health_reports_database_and_openwhisk(make_service):
 
 def test_many_threads_in_flight_share_a_bounded_pool(make_service):
     service = make_service(DB_POOL_SIZE="4")
-    with ThreadPoolExecutor(max_workers=40) as pool:
-        results = list(pool.map(
-            lambda i: service.invoke_action(CTX, action_name="sleep", payload={"ms": 300}),
-            range(40),
-        ))
+    seen: list[int] = []
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            seen.append(service.store.sessions_in_use)
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            results = list(pool.map(
+                lambda i: service.invoke_action(CTX, action_name="sleep", payload={"ms": 300}),
+                range(40),
+            ))
+    finally:
+        done.set()
+        sampler.join(10)
+    assert 1 <= max(seen) <= 4  # sessions were used, never more than DB_POOL_SIZE at once
     assert all(r.outcome == "succeeded" for r in results)
     assert all(r.status == "succeeded" for r in rows(service))
     assert service.store.sessions_in_use == 0

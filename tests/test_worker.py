@@ -8,6 +8,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from owaction.openwhisk.errors import NotFound
 from owaction.service import CallContext
 from owaction.worker import CompletionWorker, lease_for
 from tests.conftest import TEST_SECRET
@@ -20,7 +21,7 @@ def wait_activation(service, activation_id, timeout=15):
     while time.monotonic() < deadline:
         try:
             return service.client.get_activation(activation_id)
-        except Exception:  # not stored yet
+        except NotFound:  # not stored yet
             time.sleep(0.1)
     raise AssertionError("activation never appeared")
 

@@ -731,35 +731,6 @@ class OpenWhiskClient:
                          what=f"get activation {activation_id}", request_id=request_id)
         return Activation.from_json(body)
 
-    def get_activation_result(self, activation_id: str, *, namespace: str | None = None,
-                              request_id: str | None = None) -> dict:
-        """``{"result", "success", "status"[, "size"]}`` of a finished activation."""
-        return self._get(self._activation_path(activation_id, namespace) + "/result",
-                         what=f"get result of {activation_id}", request_id=request_id)
-
-    def get_activation_logs(self, activation_id: str, *, namespace: str | None = None,
-                            request_id: str | None = None) -> list[str]:
-        body = self._get(self._activation_path(activation_id, namespace) + "/logs",
-                         what=f"get logs of {activation_id}", request_id=request_id)
-        return list(body.get("logs") or []) if isinstance(body, dict) else []
-
-    def list_activations(self, *, namespace: str | None = None, name: str | None = None,
-                         limit: int = 30, skip: int = 0,
-                         since: int | float | datetime | None = None,
-                         upto: int | float | datetime | None = None, docs: bool = False,
-                         count: bool = False, request_id: str | None = None) -> list[dict] | int:
-        """Activations newest first; ``since``/``upto`` are epoch milliseconds or datetimes."""
-        if name is not None:
-            package, action = split_action(name)
-            name = f"{package}/{action}" if package else action
-        params = self._list_params(limit, skip, count, name=name, since=_epoch_ms(since),
-                                   upto=_epoch_ms(upto), docs="true" if docs else None)
-        body = self._get(self._collection(namespace, "activations"), what="list activations",
-                         params=params, request_id=request_id, expect=dict if count else list)
-        if count:
-            return self._count(body, "activations")
-        return list(body)
-
     def _list(self, collection: str, namespace: str | None, limit: int, skip: int,
               count: bool, request_id: str | None, **extra: Any) -> list[dict] | int:
         body = self._get(self._collection(namespace, collection), what=f"list {collection}",

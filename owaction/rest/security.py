@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any
-
 from flask import current_app, g, request
 
 from owaction.auth import Claims, authorize, bearer_token
@@ -58,20 +54,6 @@ def authenticate(permission: str, *, service_key: bool = False) -> Claims:
     g.claims = claims
     return claims
 
-
-def require(permission: str) -> Callable:
-    """Decorate a view so it runs only for a token granting ``permission``; the claims are in
-    ``flask.g.claims``."""
-
-    def decorator(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any):
-            authenticate(permission)
-            return view(*args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 def www_authenticate(exc: Unauthenticated) -> str:

@@ -252,11 +252,6 @@ class Executions(Database):
             "action_name = {p} AND request_hash = {p} AND status = {p} AND created_at >= {p}",
             (action_name, request_hash, SUCCEEDED.value, since), newest=True)
 
-    def find_by_request_id(self, source: str, request_id: str) -> ExecutionRecord | None:
-        """The newest execution ``source`` recorded under ``request_id`` (router session id)."""
-        return self._first("source = {p} AND request_id = {p}", (source, request_id),
-                           newest=True)
-
     def list(
         self,
         *,

@@ -71,19 +71,11 @@ class Leases(Database):
             rows = db(t.id.belongs(ids)).select(orderby=t.id)
             return [from_row(r) for r in rows]
 
-    def _update_lease(self, execution_id: str, owner: str, until: dt.datetime | None) -> bool:
+    def extend_lease(self, execution_id: str, owner: str, seconds: float) -> bool:
+        """Keep a leased row for ``seconds`` more (the worker's backoff before its next look)."""
         with self.session() as db:
             t = db[TABLE]
             updated = db((t.execution_id == execution_id) & (t.lease_owner == owner)).update(
-                lease_owner=owner if until else None, lease_until=until, updated_at=values.now()
-            )
+                lease_until=values.now() + dt.timedelta(seconds=seconds),
+                updated_at=values.now())
         return bool(updated)
-
-    def extend_lease(self, execution_id: str, owner: str, seconds: float) -> bool:
-        """Keep a leased row for ``seconds`` more (the worker's backoff before its next look)."""
-        return self._update_lease(execution_id, owner,
-                                  values.now() + dt.timedelta(seconds=seconds))
-
-    def release(self, execution_id: str, owner: str) -> bool:
-        """Give back a lease before it expires (the activation is not final yet)."""
-        return self._update_lease(execution_id, owner, None)

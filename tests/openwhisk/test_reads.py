@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from owaction.openwhisk import ActionInfo, BadRequest, NotFound
-from tests.openwhisk.test_invoke import wait_for_activation
 
 
 def test_list_actions_returns_typed_infos_including_packaged_ones(client):
@@ -49,44 +46,9 @@ def test_get_action_with_and_without_code(client):
     assert "def main" in with_code["exec"]["code"]
 
 
-def test_get_activation_result_and_logs(client):
-    pending = client.invoke_action_async("hello", {"name": "Logs"})
-    activation = wait_for_activation(client, pending.activation_id)
-    assert activation.result == {"message": "Hello Logs"}
-    assert client.get_activation_result(pending.activation_id) == {
-        "result": {"message": "Hello Logs"}, "success": True, "status": "success",
-        **({"size": activation.size} if activation.size is not None else {}),
-    }
-    logs = client.get_activation_logs(pending.activation_id)
-    assert isinstance(logs, list)
-    assert logs == list(activation.logs)
-
-
 def test_unknown_activation_is_not_found(client):
     with pytest.raises(NotFound):
         client.get_activation("0" * 32)
-    with pytest.raises(NotFound):
-        client.get_activation_result("0" * 32)
-
-
-def test_list_activations_filters_by_name_time_and_counts(client):
-    since = int(time.time() * 1000) - 1
-    ids = [client.invoke_action("echo", {"i": i}, result=True).activation_id for i in range(3)]
-    client.invoke_action("hello", result=True)
-    found = client.list_activations(name="echo", since=since, limit=200)
-    assert [row["activationId"] for row in found] == list(reversed(ids))  # newest first
-    assert all(row["name"] == "echo" for row in found)
-    assert client.list_activations(name="echo", since=since, count=True) == 3
-    docs = client.list_activations(name="echo", since=since, docs=True, limit=1)
-    assert docs[0]["activationId"] == ids[-1]
-    assert docs[0]["response"]["result"] == {"i": 2}
-    assert client.list_activations(name="echo", upto=since - 10**9) == []
-
-
-def test_list_activations_with_count_and_docs_is_a_bad_request(client):
-    with pytest.raises(BadRequest) as info:
-        client.list_activations(count=True, docs=True)
-    assert info.value.message == "The parameter 'docs' is not permitted with 'count'."
 
 
 def test_packages_triggers_and_rules_are_listed_and_read(client):

@@ -261,14 +261,6 @@ def test_purge_idempotency_frees_old_keys_only(store):
     pending(store, idempotency_key="old")  # reusable once purged
 
 
-def test_find_by_request_id_returns_the_newest_of_that_source(store):
-    pending(store, source="router", request_id="sess_1")
-    newest = pending(store, source="router", request_id="sess_1")
-    pending(store, source="rest", request_id="sess_1")
-    assert store.find_by_request_id("router", "sess_1") == newest
-    assert store.find_by_request_id("router", "sess_2") is None
-
-
 def test_claim_accepted_leases_each_row_to_one_owner(store):
     rows = [pending(store) for _ in range(3)]
     for r in rows:
@@ -288,7 +280,7 @@ def test_claim_accepted_leases_each_row_to_one_owner(store):
     assert store.get(fresh_pending.execution_id).lease_owner is None
 
 
-def test_claim_respects_limit_and_reclaims_expired_or_released_leases(store):
+def test_claim_respects_limit_and_reclaims_expired_or_ended_leases(store):
     rows = [pending(store) for _ in range(3)]
     for r in rows:
         store.mark_accepted(r.execution_id, activation_id=r.execution_id)
@@ -297,7 +289,7 @@ def test_claim_respects_limit_and_reclaims_expired_or_released_leases(store):
     again = store.claim_accepted("w2", lease_seconds=60, limit=10)
     assert {c.execution_id for c in again} == {r.execution_id for r in rows}
     assert {c.attempts for c in again if c.execution_id in {f.execution_id for f in first}} == {2}
-    assert store.release(rows[2].execution_id, "w2") is True
+    assert store.extend_lease(rows[2].execution_id, "w2", -1) is True  # ended early
     assert [c.execution_id for c in store.claim_accepted("w3")] == [rows[2].execution_id]
 
 

@@ -1,6 +1,6 @@
 """Every log the module's processes wrote during this test session: no secret in any line, and
-every line an AAA line. Named to run last (pytest runs subfolders, then these files by name), so
-it sees the logs of the whole session."""
+every line an AAA line. Marked ``after_all``: tests/conftest.py runs it after every other test,
+so it sees the logs of the whole session whatever the order of the files."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ MODULE_LOG = re.compile(r"\A(gunicorn-\d+|grpc-\d+|rest|grpc|worker)\.log\Z")
 # straight to the gRPC process's stderr, bypassing Python logging (seen when a plaintext client
 # reaches a TLS port). grpc_server.py sets GRPC_VERBOSITY=NONE; the last test proves it held.
 GRPC_CORE_LINE = re.compile(r"\A[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w./-]+:\d+\] ")
+
+pytestmark = pytest.mark.after_all
 
 SECRETS = {
     "MODULE_SECRET_KEY": TEST_SECRET,
