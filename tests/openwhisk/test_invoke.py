@@ -67,7 +67,7 @@ def test_blocking_invoke_with_result_returns_only_the_result_and_the_activation_
     assert out.success is True
     assert out.result == {"a": [1, 2], "b": {"c": None}}
     assert ACTIVATION_ID.match(out.activation_id)
-    assert client.get_activation_result(out.activation_id)["result"] == out.result
+    assert client.get_activation(out.activation_id).result == out.result
 
 
 def test_non_blocking_invoke_returns_pending_and_the_activation_completes_later(client):
