@@ -923,7 +923,11 @@ class OpenWhiskClient:
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """A query parameter's JSON text; NaN and Infinity are no JSON, as in a body."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"a parameter cannot be sent as JSON: {exc}") from None
 
 
 def _action_info(row: dict) -> ActionInfo:

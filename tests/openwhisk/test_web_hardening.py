@@ -97,6 +97,8 @@ def test_a_payload_json_cannot_carry_is_refused_and_never_counted(make_client, r
     for call in (client.invoke_action, client.invoke_web_action, client.fire_trigger):
         with pytest.raises(InvalidRequest):
             call("hello", payload)
+    with pytest.raises(InvalidRequest):  # a web GET sends it as query parameters
+        client.invoke_web_action("hello", payload, method="GET")
     assert recorder.requests == []
     assert guard.current_state == pybreaker.STATE_CLOSED and guard.fail_counter == 0
 
