@@ -12,15 +12,16 @@
 
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
-COPY requirements.txt ./
+COPY requirements.txt pyproject.toml README.md ./
+COPY owaction ./owaction
 # Installed under /install and copied as one directory, so no wheel files stay in any layer.
-RUN pip install --no-cache-dir --no-warn-script-location --prefix=/install -r requirements.txt
+RUN pip install --no-cache-dir --no-warn-script-location --prefix=/install -r requirements.txt \
+ && pip install --no-cache-dir --no-warn-script-location --prefix=/install --no-deps .
 
 FROM python:3.11.11-slim-bookworm AS emulator
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH=/app
 COPY --from=build /install /usr/local
 WORKDIR /app
-COPY owaction ./owaction
 COPY openwhisk_emulator ./openwhisk_emulator
 USER 65534:65534
 EXPOSE 3233
@@ -35,7 +36,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     BIND_HOST=0.0.0.0 \
     DATA_DIR=/var/lib/owaction \
     LOG_DIR=/var/log/waddlebotlog \
-    PYTHONPATH=/app \
     GUNICORN_CMD_ARGS="--worker-tmp-dir /dev/shm"
 # gunicorn's worker heartbeat files go to /dev/shm (a tmpfs even with --read-only); everything
 # else the module writes is under the two volumes.
@@ -45,10 +45,6 @@ RUN groupadd --system --gid 10001 owaction \
  && chown owaction:owaction /var/lib/owaction /var/log/waddlebotlog
 COPY --from=build /install /usr/local
 WORKDIR /app
-# The package runs from /app beside its gunicorn and gRPC entry files (`owaction rest` finds
-# them next to the package).
-COPY owaction ./owaction
-COPY wsgi.py grpc_server.py gunicorn.conf.py ./
 COPY deploy/docker-entrypoint.sh /usr/local/bin/owaction-entrypoint
 VOLUME ["/var/lib/owaction", "/var/log/waddlebotlog"]
 USER 10001:10001
