@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from owaction.backoff import exponential
 from owaction.config import Settings
 from owaction.logs import aaa
 from owaction.metrics import CALLBACKS
@@ -41,7 +42,8 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
 
 
 def retry_delay(attempt: int) -> float:
-    return min(300.0, 2.0 ** attempt)
+    """Seconds before the next delivery after ``attempt`` failed ones: 1, 2, 4, ... up to 300."""
+    return exponential(attempt + 1, first=1.0, cap=300.0)
 
 
 class CallbackDeliverer:

@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from collections.abc import Iterable
 from typing import Any
 
@@ -66,9 +67,15 @@ def _fields(record: logging.LogRecord) -> tuple[str, str, str, str, str, dict[st
     if message:
         extra.setdefault("msg", message)
     if record.exc_info and record.exc_info[0] is not None:
-        # The exception type and message only: a traceback would span many lines.
-        extra.setdefault("exception", f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
+        extra.setdefault("exception", getattr(record, "aaa_exception", None)
+                         or f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
+        # The whole traceback, as one quoted value: quote() escapes its newlines.
+        extra.setdefault("traceback", record.exc_text or _traceback(record))
     return event, action, result, quote(community), quote(user), extra
+
+
+def _traceback(record: logging.LogRecord) -> str:
+    return "".join(traceback.format_exception(*record.exc_info)).rstrip()
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -162,6 +169,11 @@ class SecretFilter(logging.Filter):
             fields = getattr(record, "aaa_fields", None)
             if fields:
                 record.aaa_fields = {k: self._scrub(v) for k, v in fields.items()}
+            if record.exc_info and record.exc_info[0] is not None:
+                # An exception's text may quote a secret too.
+                record.aaa_exception = self._scrub(
+                    f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
+                record.exc_text = self._scrub(_traceback(record))
         return True
 
 

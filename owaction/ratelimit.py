@@ -140,6 +140,8 @@ class RedisBuckets:
                                             socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
         self._script = self._client.register_script(_TAKE_SCRIPT)
         self._prefix = prefix
+        # What "Redis is unavailable" looks like; anything else is a bug and is raised.
+        self.failures = (redis.RedisError, OSError)
 
     def take(self, hits: Sequence[Hit], now: float) -> list[float]:
         keys = [f"{self._prefix}:{scope}:{key}" for scope, _, key in hits]
@@ -200,7 +202,7 @@ class RateLimiter:
         if time.monotonic() >= self._redis_down_until:
             try:
                 return self._redis.take(hits, now)
-            except Exception as exc:  # noqa: BLE001 - any storage failure (down, timeouts)
+            except self._redis.failures as exc:  # Redis down, refused or slow; a bug raises
                 self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
                 log.warning("rate limiter storage failed (%s); falling back for %g s",
                             type(exc).__name__, REDIS_RETRY_SECONDS)

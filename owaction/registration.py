@@ -17,13 +17,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import random
 import threading
 from typing import Any
 
 import requests
 
 from owaction import __version__
+from owaction.backoff import exponential, full_jitter
 from owaction.commands import CommandMap
 from owaction.config import Settings
 from owaction.logs import aaa
@@ -35,10 +35,10 @@ REQUEST_TIMEOUT = (5.0, 10.0)
 
 def backoff_delays(first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP):
     """Capped exponential delays with full jitter; a generator so tests can pin it."""
-    delay = first
+    attempt = 1
     while True:
-        yield random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not security
-        delay = min(cap, delay * 2)
+        yield full_jitter(exponential(attempt, first=first, cap=cap))
+        attempt += 1
 
 
 def registration_body(settings: Settings, commands: CommandMap) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import socket
 import threading
 
 from owaction import tracing
+from owaction.backoff import exponential
 from owaction.callbacks import CallbackDeliverer
 from owaction.config import Settings
 from owaction.errors import ServiceError
@@ -36,7 +37,7 @@ LEASE_CAP_SECONDS = 60.0
 
 def lease_for(attempts: int) -> float:
     """How long a row is left alone after ``attempts`` looks: doubling, capped."""
-    return min(LEASE_CAP_SECONDS, LEASE_FIRST_SECONDS * 2 ** max(0, attempts - 1))
+    return exponential(attempts, first=LEASE_FIRST_SECONDS, cap=LEASE_CAP_SECONDS)
 
 
 class CompletionWorker:

@@ -110,3 +110,16 @@ def test_syslog_receives_the_same_line(tmp_path, restore_logging):
 ])
 def test_quote(value, shown):
     assert quote(value) == shown
+
+
+def test_a_traceback_is_kept_on_one_line_and_scrubbed(tmp_path, restore_logging, capsys):
+    setup_logging(settings(tmp_path), process="t")
+    try:
+        raise ValueError(f"boom with {TEST_SECRET}")
+    except ValueError:
+        logging.getLogger("x").exception("failed")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and LINE_RE.match(lines[0]), lines
+    assert 'traceback="Traceback (most recent call last):\\n' in lines[0]
+    assert "test_a_traceback_is_kept_on_one_line_and_scrubbed" in lines[0]
+    assert TEST_SECRET not in lines[0] and "ValueError: boom with ********" in lines[0]

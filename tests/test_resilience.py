@@ -309,3 +309,28 @@ def test_callback_gives_up_after_the_bounded_attempts(make_service):
         deliverer.close()
     finally:
         receiver.close()
+
+
+# --- replayed errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fault", "raised", "code", "retry_after"), [
+    ({"status": 429, "headers": {"Retry-After": "7"},
+      "body": {"error": "Too many requests", "code": "x"}}, errors.Throttled, "throttled", 7),
+    ({"status": 415, "body": {"error": "unsupported media type", "code": "x"}},
+     errors.InvalidInput, "invalid_request", None),
+])
+def test_a_replayed_failure_raises_the_same_error_again(make_service, emu, fault, raised, code,
+                                                       retry_after):
+    service = make_service()
+    key = uuid.uuid4().hex
+    emu.fault(method="POST", path="/actions/echo", times=1, **fault)
+    with pytest.raises(raised) as first:
+        service.invoke_action(ctx(key), action_name="echo", payload={})
+    with pytest.raises(errors.ServiceError) as again:
+        service.invoke_action(ctx(key), action_name="echo", payload={})
+    assert type(again.value) is type(first.value) is raised
+    assert again.value.code == first.value.code == code
+    assert again.value.retry_after == first.value.retry_after == retry_after
+    assert again.value.message == first.value.message
+    assert again.value.execution_id == first.value.execution_id

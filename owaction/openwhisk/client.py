@@ -22,6 +22,7 @@ import pybreaker
 import requests
 
 from owaction import __version__, names
+from owaction.backoff import exponential, full_jitter
 from owaction.names import path_segment
 from owaction.openwhisk.breaker import make_breaker
 from owaction.openwhisk.errors import (
@@ -44,8 +45,6 @@ from owaction.openwhisk.models import (
 )
 from owaction.openwhisk.transport import (
     DEFAULT_KEEPALIVE_IDLE,
-    backoff_delay,
-    full_jitter,
     make_session,
     translate,
 )
@@ -397,7 +396,7 @@ class OpenWhiskClient:
 
     def _pause(self, attempt: int, deadline: float | None, what: str, why: object) -> bool:
         """Sleep before retry ``attempt``; False when that would pass the caller's deadline."""
-        delay = self.jitter(backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_max))
+        delay = self.jitter(exponential(attempt, first=self.backoff_base, cap=self.backoff_max))
         if deadline is not None and time.monotonic() + delay >= deadline:
             return False
         log.info("%s: retry %d/%d in %.2fs after %s", what, attempt, self.get_retries, delay, why)

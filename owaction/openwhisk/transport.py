@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import time
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -189,11 +188,3 @@ def translate(exc: requests.RequestException, what: str) -> TransportError:
     return TransportError(f"{what}: {type(exc).__name__}: {exc}")
 
 
-def full_jitter(delay: float) -> float:
-    """A random delay in [delay/2, delay], so retrying clients do not move in lockstep."""
-    return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not security
-
-
-def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
-    """Capped exponential backoff before retry number ``attempt`` (1, 2, ...), before jitter."""
-    return min(cap, base * (2 ** (attempt - 1)))

@@ -79,7 +79,7 @@ class Recording(ServiceCore):
         error, status, code = translate_client_error(exc)
         error.execution_id = execution_id
         self._finish(execution_id, status=status, success=False, error=error.message,
-                     status_code=code)
+                     status_code=code, error_code=error.code, retry_after=error.retry_after)
         self._audit(ctx, op, ExecutionResult(
             execution_id=execution_id, action_type=action_type, outcome=status,
             status=status, error=error.message,

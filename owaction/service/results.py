@@ -48,7 +48,21 @@ _REPLAYED_ERRORS: dict[int, type[errors.ServiceError]] = {
 }
 
 
+def _error_classes(base: type[errors.ServiceError]) -> dict[str, type[errors.ServiceError]]:
+    found = {base.code: base}
+    for sub in base.__subclasses__():
+        for code, cls in _error_classes(sub).items():
+            found.setdefault(code, cls)
+    return found
+
+
 def error_from_record(record) -> errors.ServiceError:
+    """The error the first request raised, from its recorded code and Retry-After; rows from
+    before the code was recorded fall back to their status code."""
+    cls = _error_classes(errors.ServiceError).get(record.error_code or "")
+    if cls is not None:
+        return cls(record.error or "the original request failed", code=record.error_code,
+                   retry_after=record.retry_after, execution_id=record.execution_id)
     if record.status == TIMEOUT:
         cls: type[errors.ServiceError] = errors.UpstreamTimeout
     else:

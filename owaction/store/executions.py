@@ -12,6 +12,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import math
 import secrets
 from typing import Any
 
@@ -127,6 +128,8 @@ class Executions(Database):
             "lease_owner": None,
             "lease_until": None,
             "attempts": 0,
+            "error_code": None,
+            "retry_after": None,
         }
         params = tuple(values.sql_value(fields[c]) for c in INSERT_COLUMNS)
         try:
@@ -168,6 +171,8 @@ class Executions(Database):
         error: str | None = None,
         status_code: int | None = None,
         lease_owner: str | None = None,
+        error_code: str | None = None,
+        retry_after: float | None = None,
     ) -> bool:
         """Move an in-flight execution to a final status; False if it was already final.
 
@@ -185,6 +190,9 @@ class Executions(Database):
             fields["activation_id"] = activation_id
         if status_code is not None:
             fields["status_code"] = status_code
+        if error_code is not None:
+            fields["error_code"] = error_code
+            fields["retry_after"] = None if retry_after is None else math.ceil(retry_after)
         p = self.placeholder
         sets = ", ".join(f'"{name}" = {p}' for name in fields)
         where = f"execution_id = {p} AND status IN ({p}, {p})"

@@ -87,6 +87,8 @@ class ExecutionRecord:
     callback_attempts: int = 0
     callback_next_at: dt.datetime | None = None
     callback_status_code: int | None = None
+    error_code: str | None = None
+    retry_after: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -110,7 +112,7 @@ RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ExecutionRecord))
 # The bookkeeping columns (leases, request hashes, the callback outbox) stay inside the module.
 PUBLIC_FIELDS = tuple(name for name in RECORD_FIELDS if name not in (
     "request_hash", "lease_owner", "lease_until", "callback_state", "callback_attempts",
-    "callback_next_at", "callback_status_code"))
+    "callback_next_at", "callback_status_code", "error_code", "retry_after"))
 # A callback goes to another endpoint than the caller's, so it does not carry the caller's
 # idempotency key (its credential for retries, scrubbed from logs too).
 CALLBACK_FIELDS = tuple(name for name in PUBLIC_FIELDS if name != "idempotency_key")

@@ -44,6 +44,9 @@ COLUMNS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("callback_attempts", "integer", {"default": 0}),
     ("callback_next_at", "datetime", {}),
     ("callback_status_code", "integer", {}),
+    # A failure's domain error code and Retry-After, so a replay raises the same error again.
+    ("error_code", "string", {"length": 64}),
+    ("retry_after", "integer", {}),
 )
 
 # What a new row sets; the outbox's own columns are filled in later by the deliverer.
