@@ -1,3 +1,5 @@
+"""``python -m owaction``: the ``owaction`` command."""
+
 from owaction.cli import main
 
 raise SystemExit(main())

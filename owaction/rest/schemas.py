@@ -10,9 +10,18 @@ boolean and ``"100"`` is not a number. Query strings are text and are coerced.
 
 from __future__ import annotations
 
+import datetime as dt
+import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    create_model,
+)
 
 from owaction.auth import ALL_PERMISSIONS
 from owaction.inputs import (
@@ -30,6 +39,7 @@ from owaction.service import (
     WEB_METHODS,
 )
 from owaction.store import ACTION_TYPES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, STATUSES
+from owaction.store.records import PUBLIC_FIELDS, ExecutionRecord
 
 Permission = Literal["execute_actions", "read", "manage"]
 assert set(Permission.__args__) == set(ALL_PERMISSIONS)  # noqa: S101 - a drift guard at import
@@ -279,34 +289,27 @@ Instant = Annotated[str, WithJsonSchema(INSTANT_SCHEMA)]
 ActionType = Literal[ACTION_TYPES]
 
 
-class Execution(Reply):
-    """One recorded execution."""
+def _execution_fields() -> dict[str, Any]:
+    """The record's public fields (owaction.store.records), with times as ISO 8601 text."""
+    hints = typing.get_type_hints(ExecutionRecord)
+    fields: dict[str, Any] = {}
+    for name in PUBLIC_FIELDS:
+        hint = {"status": ExecutionStatus, "action_type": ActionType}.get(name, hints[name])
+        if hint is dt.datetime:
+            fields[name] = (str, Field(description="ISO 8601 UTC"))
+        elif hint == dt.datetime | None:
+            fields[name] = (str | None, Field(description="ISO 8601 UTC"))
+        elif name == "attempts":
+            fields[name] = (hint, Field(description="how often the completion worker has "
+                                                    "looked at it"))
+        else:
+            fields[name] = (hint, ...)
+    return fields
 
-    execution_id: str
-    namespace: str
-    action_name: str
-    action_type: ActionType
-    payload: Any
-    blocking: bool
-    timeout: int | None
-    activation_id: str | None
-    result: Any
-    duration_ms: int | None
-    status: ExecutionStatus
-    success: bool | None
-    error: str | None
-    created_at: str = Field(description="ISO 8601 UTC")
-    completed_at: str | None
-    source: str | None
-    caller: str | None
-    request_id: str | None
-    idempotency_key: str | None
-    trace_id: str | None
-    status_code: int | None
-    cached: bool
-    callback_url: str | None
-    updated_at: str | None
-    attempts: int = Field(description="how often the completion worker has looked at it")
+
+# One recorded execution, field for field what ExecutionRecord.public() gives every door.
+Execution = create_model("Execution", __base__=Reply, __doc__="One recorded execution.",
+                         **_execution_fields())
 
 
 class ExecutionsQuery(Query):

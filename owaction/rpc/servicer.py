@@ -90,6 +90,13 @@ def _execution(record: Any) -> pb.Execution:
     )
 
 
+def _accepted(result: ExecutionResult) -> dict[str, Any]:
+    """The fields of a reply to a call that does not wait for its activation."""
+    return {"success": result.success, "activation_id": _text(result.activation_id),
+            "error": _text(result.error), "execution_id": result.execution_id,
+            "status": _text(result.status)}
+
+
 def _activation_details(result: ExecutionResult) -> dict[str, Any]:
     activation = result.activation
     if activation is None:
@@ -192,12 +199,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
                 payload=request.payload,
             )
 
-        result = self._call(context, run)
-        return pb.InvokeActionAsyncResponse(
-            success=result.success, activation_id=_text(result.activation_id),
-            error=_text(result.error), execution_id=result.execution_id,
-            status=_text(result.status),
-        )
+        return pb.InvokeActionAsyncResponse(**_accepted(self._call(context, run)))
 
     def InvokeSequence(self, request, context):
         def run():
@@ -248,12 +250,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
                 payload=request.payload,
             )
 
-        result = self._call(context, run)
-        return pb.FireTriggerResponse(
-            success=result.success, activation_id=_text(result.activation_id),
-            error=_text(result.error), execution_id=result.execution_id,
-            status=_text(result.status),
-        )
+        return pb.FireTriggerResponse(**_accepted(self._call(context, run)))
 
     def GetActivation(self, request, context):
         def run():

@@ -10,6 +10,7 @@ and give back their own session. ``ActionService`` is composed of one part per c
 - ``results``: ``ExecutionResult`` and answers rebuilt from a stored execution
 - ``translation``: OpenWhisk client errors as domain errors
 - ``core``: the parts (settings, client, store, limiter) and the shared input checks
+- ``ports``: what the service needs of those parts, as Protocols
 - ``recording``: completing records, the AUDIT line and metrics
 - ``idempotency``: replays of a repeated key, and the result cache
 - ``pipeline``: the one invocation pipeline

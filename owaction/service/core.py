@@ -18,6 +18,7 @@ from owaction.names import (
 )
 from owaction.service.context import CallContext
 from owaction.service.entities import EntityManager
+from owaction.service.ports import Executions, Limiter, OpenWhisk
 from owaction.service.validation import (
     parse_payload,
     whole,
@@ -29,8 +30,8 @@ from owaction.webhooks.hooks import HookMap
 class ServiceCore:
     """Settings, the OpenWhisk client, the store, the commands and the rate limiter."""
 
-    def __init__(self, *, settings: Settings, client: Any, store: Any,
-                 commands: CommandMap | None = None, rate_limiter: Any = None,
+    def __init__(self, *, settings: Settings, client: OpenWhisk, store: Executions,
+                 commands: CommandMap | None = None, rate_limiter: Limiter | None = None,
                  webhooks: HookMap | None = None, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.client = client
