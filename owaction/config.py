@@ -85,6 +85,18 @@ def _str(raw: str) -> str:
     return raw.strip()
 
 
+# How every rate limit is written (``600/minute``); owaction.ratelimit parses it with this.
+RATE_LIMIT_RE = re.compile(r"\A\s*(\d+)\s*/\s*(second|minute|hour|day)\s*\Z")
+
+
+def _rate_limit(raw: str) -> str:
+    """``N/second|minute|hour|day``, or empty for no limit."""
+    value = raw.strip()
+    if value and not RATE_LIMIT_RE.match(value):
+        raise ValueError("must look like 600/minute")
+    return value
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -377,13 +389,13 @@ VARIABLES: tuple[Var, ...] = (
     Var("REDIS_URL", "redis_url", _str, "",
         "Redis for shared rate limits (empty: per-process memory)", group="security",
         has_credentials=True),
-    Var("RATE_LIMIT_CALLER", "rate_limit_caller", _str, "",
+    Var("RATE_LIMIT_CALLER", "rate_limit_caller", _rate_limit, "",
         "invocations allowed per calling service, e.g. 6000/minute (empty: no module limit; "
         "OpenWhisk's namespace limits answer 429)", group="security"),
-    Var("RATE_LIMIT_ACTION", "rate_limit_action", _str, "",
+    Var("RATE_LIMIT_ACTION", "rate_limit_action", _rate_limit, "",
         "invocations allowed per action, e.g. 3000/minute (empty: no module limit)",
         group="security"),
-    Var("RATE_LIMIT_TOKEN", "rate_limit_token", _str, "30/minute",
+    Var("RATE_LIMIT_TOKEN", "rate_limit_token", _rate_limit, "30/minute",
         "token requests allowed per client address", group="security"),
     # Resilience
     Var("IDEMPOTENCY_TTL", "idempotency_ttl", _positive_int, "86400",
@@ -410,6 +422,9 @@ VARIABLES: tuple[Var, ...] = (
         "YAML or JSON file of signed inbound webhooks (empty: none)", group="waddlebot"),
     Var("WEBHOOK_ACK_SECONDS", "webhook_ack_seconds", _positive_float, "2",
         "longest a webhook sender waits for its target before a 202", group="waddlebot"),
+    Var("WEBHOOK_RATE_LIMIT", "webhook_rate_limit", _rate_limit, "600/minute",
+        "deliveries allowed per hook, unless the hook's own `rate_limit` says otherwise",
+        group="waddlebot"),
     Var("UNMAPPED_COMMAND_PACKAGE", "unmapped_command_package", _str, "",
         "package an unmapped #command is looked up in (empty: reply 'unknown command')",
         group="waddlebot"),
@@ -503,6 +518,7 @@ class Settings:
     commands_file: str
     webhooks_file: str
     webhook_ack_seconds: float
+    webhook_rate_limit: str
     unmapped_command_package: str
     router_url: str
     router_register_path: str
@@ -664,13 +680,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if values.get("token_ttl", 0) > values.get("max_token_ttl", float("inf")):
         problems.append(f"TOKEN_TTL ({values['token_ttl']} s) must not exceed MAX_TOKEN_TTL "
                         f"({values['max_token_ttl']} s)")
-    for attr in ("rate_limit_caller", "rate_limit_action", "rate_limit_token"):
-        if attr in ("rate_limit_caller", "rate_limit_action") and values.get(attr) == "":
-            continue  # no module-side limit
-        if attr in values and not re.match(
-            r"\A\d+\s*/\s*(second|minute|hour|day)\Z", values[attr]
-        ):
-            problems.append(f"{_BY_ATTR[attr].env} must look like 600/minute")
     secret_env = []
     for name, env_name in values.get("web_action_secrets", ()):
         value = (env.get(env_name) or "").strip()

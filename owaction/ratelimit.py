@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from owaction.config import Settings
+from owaction.config import RATE_LIMIT_RE, Settings
 from owaction.errors import Throttled
 from owaction.logs import aaa
 from owaction.metrics import RATE_LIMITED
@@ -34,9 +33,8 @@ from owaction.metrics import RATE_LIMITED
 log = logging.getLogger("owaction.ratelimit")
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_RATE = re.compile(r"\A\s*(\d+)\s*/\s*(second|minute|hour|day)\s*\Z")
 # What each scope does while Redis is unreachable: "allow" or "local" (see the docstring).
-FALLBACK = {"caller": "allow", "action": "allow", "token": "local"}
+FALLBACK = {"caller": "allow", "action": "allow", "token": "local", "webhook": "allow"}
 REDIS_RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 0.5
 
@@ -53,7 +51,7 @@ def parse_limit(text: str | None) -> Limit | None:
     """``600/minute`` as a Limit; an empty setting means no limit."""
     if not text:
         return None
-    match = _RATE.match(text)
+    match = RATE_LIMIT_RE.match(text)
     if not match:
         raise ValueError(f"a rate limit must look like 600/minute, not {text!r}")
     return Limit(int(match.group(1)), PERIODS[match.group(2)])
@@ -175,6 +173,12 @@ class RateLimiter:
         """Count one invocation against the caller's and the action's limits."""
         self._check([("caller", self.caller_limit, caller or "-", f"service {caller or '-'}"),
                      ("action", self.action_limit, action, f"action {action}")])
+
+    def check_webhook(self, hook: str, limit: Limit | None, *, caller: str) -> None:
+        """Count one delivery against its hook's limit, and as an invocation by ``caller``."""
+        self._check([("webhook", limit, hook, f"webhook {hook}"),
+                     ("caller", self.caller_limit, caller, f"service {caller}"),
+                     ("action", self.action_limit, hook, f"action {hook}")])
 
     def check_token_request(self, client_address: str) -> None:
         """Count one token request against its client address's limit."""

@@ -25,6 +25,7 @@ from owaction import errors
 from owaction.logs import aaa
 from owaction.metrics import observe_execution
 from owaction.openwhisk import errors as ow
+from owaction.ratelimit import parse_limit
 from owaction.service.translation import translate_client_error
 from owaction.store import DuplicateIdempotencyKey
 from owaction.store.records import ACCEPTED, ERROR, FAILED, PENDING, SUCCEEDED, ActionType
@@ -161,7 +162,8 @@ class WebhookDeliveries:
         if existing is not None:
             return self._duplicate(hook, delivery, key, existing)
         if self.service.rate_limiter is not None:
-            self.service.rate_limiter.check_invocation(caller, hook.name)
+            limit = parse_limit(hook.rate_limit or self.service.settings.webhook_rate_limit)
+            self.service.rate_limiter.check_webhook(hook.name, limit, caller=caller)
         payload = action_payload(hook, delivery, parse_body(body, headers.get("content-type",
                                                                                "")))
         payload = self.service._payload(payload)  # the same size rule as every invocation

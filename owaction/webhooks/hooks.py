@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from owaction.config import RATE_LIMIT_RE
 from owaction.names import InvalidName, check_name, split_action
 from owaction.reloadable import ReloadableFile
 from owaction.webhooks import VERIFIERS
@@ -27,7 +28,7 @@ _HEADER = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}\Z")
 _PATH = re.compile(r"\A[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*\Z")
 _KNOWN = {"verify", "secret_env", "payload", "tolerance", "signature_header", "algorithm",
           "encoding", "prefix", "timestamp_header", "id_header", "event_header", "description",
-          "extension", *TARGETS}
+          "extension", "rate_limit", *TARGETS}
 
 
 class HookFileError(ValueError):
@@ -45,6 +46,7 @@ class Hook:
     payload: tuple[tuple[str, str], ...] = ()  # (key the action gets, dotted path in the body)
     tolerance: int | None = None  # seconds a signed timestamp may be off
     extension: str = ".json"  # web_action only: how OpenWhisk answers (.http for statusCode/body)
+    rate_limit: str = ""  # e.g. 120/minute; empty: WEBHOOK_RATE_LIMIT
     description: str = ""
     # generic HMAC only
     signature_header: str = ""
@@ -123,6 +125,10 @@ def _hook(name: str, spec: Any, environ: Mapping[str, str]) -> tuple[Hook | None
     if "extension" in spec and (targets != ["web_action"] or not _web_extension(extension)):
         problems.append(f"{name}: extension is for web_action, one of .json, .http, .text, "
                         ".html, .svg")
+    rate_limit = spec.get("rate_limit", "")
+    if not isinstance(rate_limit, str) or (rate_limit and not RATE_LIMIT_RE.match(rate_limit)):
+        problems.append(f"{name}: rate_limit must look like 600/minute")
+        rate_limit = ""
     options = {key: _check_header(spec, key, problems, name)
                for key in ("signature_header", "timestamp_header", "id_header", "event_header")}
     algorithm, encoding = spec.get("algorithm", "sha256"), spec.get("encoding", "hex")
@@ -146,6 +152,7 @@ def _hook(name: str, spec: Any, environ: Mapping[str, str]) -> tuple[Hook | None
         name=name, verifier=verifier, secret_env=secret_env, secret=secret,
         target_kind=TARGETS[targets[0]], target=target, payload=tuple(mapping.items()),
         tolerance=tolerance, description=str(spec.get("description", "")), extension=extension,
+        rate_limit=rate_limit.strip(),
         algorithm=algorithm, encoding=encoding, prefix=prefix, **options,
     ), []
 

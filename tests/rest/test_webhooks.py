@@ -373,9 +373,9 @@ def hooks_app(make_app, tmp_path, monkeypatch):
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "webhooks.yaml"
-    path.write_text(HOOKS)
 
-    def make(**changes: str):
+    def make(hooks: str = HOOKS, **changes: str):
+        path.write_text(hooks)
         return make_app(WEBHOOKS_FILE=str(path), **changes).test_client()
 
     return make
@@ -393,6 +393,36 @@ def test_each_hook_has_its_rate_limit(hooks_app, emu):
     body, headers = twitch({"challenge": "c1"}, kind="webhook_callback_verification")
     other = client.post("/api/v1/webhooks/twitch", data=body, headers=headers)
     assert other.status_code == 200 and other.text == "c1"  # another hook, its own budget
+
+
+def github_codes(client, count: int) -> list[int]:
+    return [client.post("/api/v1/webhooks/github", data=body, headers=headers).status_code
+            for body, headers in (github("ping", {"zen": "z"}) for _ in range(count))]
+
+
+def test_a_hook_s_own_rate_limit_in_the_hooks_file_applies_to_it_alone(hooks_app, emu):
+    limited = HOOKS.replace("    invoke_action: echo\n",
+                            "    invoke_action: echo\n    rate_limit: 2/minute\n")
+    client = hooks_app(limited)
+    assert github_codes(client, 3) == [200, 200, 429]
+    body, headers = twitch({"challenge": "c2"}, kind="webhook_callback_verification")
+    assert client.post("/api/v1/webhooks/twitch", data=body, headers=headers).status_code == 200
+
+
+def test_webhook_rate_limit_is_every_hook_s_default_budget(hooks_app, emu):
+    client = hooks_app(WEBHOOK_RATE_LIMIT="1/minute")
+    assert github_codes(client, 2) == [200, 429]
+    body, headers = twitch({"challenge": "c3"}, kind="webhook_callback_verification")
+    assert client.post("/api/v1/webhooks/twitch", data=body, headers=headers).status_code == 200
+
+
+def test_a_bad_rate_limit_in_the_hooks_file_is_refused_by_name():
+    from owaction.webhooks.hooks import HookFileError, parse_hooks
+
+    bad = HOOKS.replace("    invoke_action: echo\n",
+                        "    invoke_action: echo\n    rate_limit: lots\n")
+    with pytest.raises(HookFileError, match="github: rate_limit must look like 600/minute"):
+        parse_hooks(bad, environ=SECRETS)
 
 
 def test_when_nothing_reached_openwhisk_the_answer_is_503_and_the_retry_runs(hooks_app):
