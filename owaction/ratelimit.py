@@ -8,12 +8,14 @@ refusal is ``Throttled`` with the seconds until a token is back, which both door
 ``Retry-After``.
 
 Interface (small on purpose; a new limit is a new scope): ``check_invocation(caller, action)``,
-``check_token_request(address)``, ``reset()``. Each scope chooses what happens while Redis is
-unreachable (``FALLBACK``): ``allow`` lets the hit through (invocations: their limits protect
-OpenWhisk, and refusing all work because the limiter's storage is down would be worse), ``local``
-counts it in this process instead (the token endpoint: its limit is what makes guessing API keys
-slow, and an outage of Redis must not switch that off). After a failure Redis is left alone for
-``REDIS_RETRY_SECONDS``, so an outage costs one timeout, not one per call, and is logged once.
+``check_token_request(address)``, ``refund_invocation(caller, action)`` (a checked call that
+turned out to be a replay gives its tokens back), ``reset()``. Each scope chooses what happens
+while Redis is unreachable (``FALLBACK``): ``allow`` lets the hit through (invocations: their
+limits protect OpenWhisk, and refusing all work because the limiter's storage is down would be
+worse), ``local`` counts it in this process instead (the token endpoint: its limit is what makes
+guessing API keys slow, and an outage of Redis must not switch that off). After a failure Redis
+is left alone for ``REDIS_RETRY_SECONDS``, so an outage costs one timeout, not one per call, and
+is logged once.
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ class LocalBuckets:
         self._buckets: dict[tuple[str, str], list[float]] = {}  # [tokens, at, full again at]
         self._swept = 0.0
 
-    def take(self, hits: Sequence[Hit], now: float) -> list[float]:
-        """For each hit, 0 when it got a token, else the seconds until one is back."""
+    def take(self, hits: Sequence[Hit], now: float, cost: int = 1) -> list[float]:
+        """For each hit, 0 when it got ``cost`` tokens (-1 gives one back), else the seconds
+        until one is back."""
         out = []
         with self._lock:
             if now - self._swept >= SWEEP_SECONDS:
@@ -83,8 +86,8 @@ class LocalBuckets:
                     tokens = float(limit.amount)
                 else:
                     tokens = min(limit.amount, bucket[0] + max(0.0, now - bucket[1]) * rate)
-                if tokens >= 1:
-                    tokens -= 1
+                if tokens >= cost:
+                    tokens = min(limit.amount, tokens - cost)
                     out.append(0.0)
                 else:
                     out.append((1 - tokens) / rate)
@@ -103,20 +106,22 @@ class LocalBuckets:
             self._buckets.clear()
 
 
-# KEYS: the buckets; ARGV: now (ms), then amount and period (ms) per bucket. Returns, per
-# bucket, 0 when it gave a token, else the milliseconds until it has one.
+# KEYS: the buckets; ARGV: now (ms), the cost (1, or -1 to give a token back), then amount and
+# period (ms) per bucket. Returns, per bucket, 0 when it gave the cost, else the milliseconds
+# until it has a token.
 _TAKE_SCRIPT = """
 local now = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
 local out = {}
 for i, key in ipairs(KEYS) do
-  local amount = tonumber(ARGV[2 * i])
-  local period = tonumber(ARGV[2 * i + 1])
+  local amount = tonumber(ARGV[2 * i + 1])
+  local period = tonumber(ARGV[2 * i + 2])
   local state = redis.call('HMGET', key, 't', 'at')
   local tokens = tonumber(state[1]) or amount
   local at = tonumber(state[2]) or now
   tokens = math.min(amount, tokens + math.max(0, now - at) * amount / period)
-  if tokens >= 1 then
-    tokens = tokens - 1
+  if tokens >= cost then
+    tokens = math.min(amount, tokens - cost)
     out[i] = 0
   else
     out[i] = math.ceil((1 - tokens) * period / amount)
@@ -141,9 +146,9 @@ class RedisBuckets:
         # What "Redis is unavailable" looks like; anything else is a bug and is raised.
         self.failures = (redis.RedisError, OSError)
 
-    def take(self, hits: Sequence[Hit], now: float) -> list[float]:
+    def take(self, hits: Sequence[Hit], now: float, cost: int = 1) -> list[float]:
         keys = [f"{self._prefix}:{scope}:{key}" for scope, _, key in hits]
-        args = [int(now * 1000)]
+        args = [int(now * 1000), cost]
         for _, limit, _ in hits:
             args += [limit.amount, limit.seconds * 1000]
         return [ms / 1000 for ms in self._script(keys=keys, args=args)]
@@ -171,8 +176,19 @@ class RateLimiter:
 
     def check_invocation(self, caller: str | None, action: str) -> None:
         """Count one invocation against the caller's and the action's limits."""
-        self._check([("caller", self.caller_limit, caller or "-", f"service {caller or '-'}"),
-                     ("action", self.action_limit, action, f"action {action}")])
+        self._check(self._invocation_hits(caller, action))
+
+    def _invocation_hits(self, caller: str | None, action: str):
+        who = caller or "-"
+        return [w for w in (("caller", self.caller_limit, who, f"service {who}"),
+                            ("action", self.action_limit, action, f"action {action}"))
+                if w[1] is not None]
+
+    def refund_invocation(self, caller: str | None, action: str) -> None:
+        """Give back what ``check_invocation`` took: the call ran nothing (a replay)."""
+        hits = self._invocation_hits(caller, action)
+        if hits:
+            self._take([(scope, limit, key) for scope, limit, key, _ in hits], cost=-1)
 
     def check_webhook(self, hook: str, limit: Limit | None, *, caller: str) -> None:
         """Count one delivery against its hook's limit, and as an invocation by ``caller``."""
@@ -198,19 +214,20 @@ class RateLimiter:
             if wait:
                 self._refuse(scope, key, what, wait)
 
-    def _take(self, hits: list[Hit]) -> list[float]:
+    def _take(self, hits: list[Hit], cost: int = 1) -> list[float]:
         """Per hit, 0 or the seconds to wait; a hit let through because Redis is down is 0."""
         now = self._clock()
         if self._redis is None:
-            return self._local.take(hits, now)
+            return self._local.take(hits, now, cost)
         if time.monotonic() >= self._redis_down_until:
             try:
-                return self._redis.take(hits, now)
+                return self._redis.take(hits, now, cost)
             except self._redis.failures as exc:  # Redis down, refused or slow; a bug raises
                 self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
                 log.warning("rate limiter storage failed (%s); falling back for %g s",
                             type(exc).__name__, REDIS_RETRY_SECONDS)
-        local = iter(self._local.take([h for h in hits if FALLBACK.get(h[0]) == "local"], now))
+        local = iter(self._local.take([h for h in hits if FALLBACK.get(h[0]) == "local"], now,
+                                      cost))
         return [next(local) if FALLBACK.get(h[0]) == "local" else 0.0 for h in hits]
 
     @staticmethod

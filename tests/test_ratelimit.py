@@ -55,6 +55,19 @@ def test_a_bucket_refills_at_its_rate(redis_url):
         rl.check_invocation("svc", "e")
 
 
+@pytest.mark.parametrize("redis_url", ["", REDIS])
+def test_a_refund_gives_one_token_back_and_never_more_than_the_limit(redis_url):
+    clock = Clock()
+    rl = limiter(clock, REDIS_URL=redis_url, RATE_LIMIT_CALLER="2/minute")
+    rl.refund_invocation("svc", "a")  # a full bucket stays full
+    rl.check_invocation("svc", "a")
+    rl.check_invocation("svc", "b")
+    rl.refund_invocation("svc", "b")  # b was a replay
+    rl.check_invocation("svc", "c")
+    with pytest.raises(Throttled):
+        rl.check_invocation("svc", "d")
+
+
 def test_buckets_in_redis_are_shared_by_limiters():
     env = {"REDIS_URL": REDIS, "RATE_LIMIT_ACTION": "3/hour",
            "MODULE_NAME": f"rl-{uuid.uuid4().hex[:8]}"}

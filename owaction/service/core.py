@@ -135,3 +135,8 @@ class ServiceCore:
         """Count an invocation against the caller's and the action's rate limits."""
         if self.rate_limiter is not None:
             self.rate_limiter.check_invocation(ctx.caller, target)
+
+    def _refund_limits(self, ctx: CallContext, target: str) -> None:
+        """Give back what ``_check_limits`` counted: the call turned out to be a replay."""
+        if self.rate_limiter is not None:
+            self.rate_limiter.refund_invocation(ctx.caller, target)

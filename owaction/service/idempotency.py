@@ -31,14 +31,34 @@ class Replays(Recording):
     """A repeated key answers what the first request answered; a cache hit is its own execution."""
 
     def _idempotent_record(self, ctx: CallContext):
+        """The live execution holding the context's key, else None (an expired key is freed)."""
         existing = self.store.find_by_idempotency_key(ctx.caller, ctx.idempotency_key)
-        if existing is None:
-            return None
-        age = (_utcnow() - existing.created_at).total_seconds()
-        if age > self.settings.idempotency_ttl:
-            self.store.purge_idempotency(self.settings.idempotency_ttl)
+        if existing is None or self._expired(existing):
             return None
         return existing
+
+    def _expired(self, record) -> bool:
+        """True, and the expired keys freed, when ``record`` holds its key past the TTL."""
+        age = (_utcnow() - record.created_at).total_seconds()
+        if age <= self.settings.idempotency_ttl:
+            return False
+        self.store.purge_idempotency(self.settings.idempotency_ttl)
+        return True
+
+    def _create_or_existing(self, **fields):
+        """``(record, None)`` for a new pending row, or ``(None, existing)`` when a live
+        execution already holds the idempotency key.
+
+        The insert goes first and the unique index decides, so the common case (a new key) is
+        one round trip; only a taken key is read, and an expired one is freed and tried again.
+        """
+        for attempt in (1, 2):
+            try:
+                return self.store.create_pending(**fields), None
+            except DuplicateIdempotencyKey as dup:
+                if attempt == 2 or not self._expired(dup.existing):
+                    return None, dup.existing
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _replay(self, record, request_hash: str) -> ExecutionResult:
         """The first request's answer for a repeated idempotency key."""
@@ -63,18 +83,18 @@ class Replays(Recording):
         return self.settings.cacheable_action_map.get(target)
 
     def _serve_cached(self, ctx: CallContext, op: str, hit, target: str, body: dict,
-                      request_hash: str, callback_url: str | None) -> ExecutionResult:
+                      request_hash: str, callback_url: str | None, replay) -> Any:
         """Record a cache hit as its own execution (``cached=true``) and answer from it."""
-        try:
-            record = self.store.create_pending(
-                namespace=hit.namespace, action_name=target, action_type=hit.action_type,
-                payload=body, blocking=True, timeout=hit.timeout, source=ctx.source,
-                caller=ctx.caller, request_id=ctx.request_id,
-                idempotency_key=ctx.idempotency_key, trace_id=ctx.trace_id,
-                request_hash=request_hash, callback_url=callback_url, cached=True,
-            )
-        except DuplicateIdempotencyKey as dup:
-            return self._replay(dup.existing, request_hash)
+        record, existing = self._create_or_existing(
+            namespace=hit.namespace, action_name=target, action_type=hit.action_type,
+            payload=body, blocking=True, timeout=hit.timeout, source=ctx.source,
+            caller=ctx.caller, request_id=ctx.request_id,
+            idempotency_key=ctx.idempotency_key, trace_id=ctx.trace_id,
+            request_hash=request_hash, callback_url=callback_url, cached=True,
+        )
+        if existing is not None:
+            self._refund_limits(ctx, target)
+            return replay(existing, request_hash)
         self._finish(record.execution_id, status=SUCCEEDED, success=True,
                      activation_id=hit.activation_id, result=hit.result, duration_ms=0,
                      status_code=200)

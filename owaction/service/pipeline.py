@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from owaction import tracing
+from owaction import errors, tracing
 from owaction.openwhisk import errors as ow
 from owaction.service.context import CallContext
 from owaction.service.idempotency import Replays, hash_request
-from owaction.service.results import ExecutionResult
-from owaction.store import DuplicateIdempotencyKey
+from owaction.service.results import ExecutionResult, completed_record
 
 
 class Pipeline(Replays):
@@ -21,7 +21,8 @@ class Pipeline(Replays):
                  call: Callable[[str, float], ExecutionResult],
                  fingerprint: tuple | None = (), replay: Callable[..., Any] | None = None,
                  record_request_id: str | None = None) -> Any:
-        """Idempotency, rate limits, cache, record, call, audit: in that order, once.
+        """Rate limits, cache, record (a repeated idempotency key replays), call, audit: in that
+        order, once.
 
         ``call(execution_id, started)`` talks to OpenWhisk and completes the record. A repeated
         idempotency key answers ``replay(record, request_hash)`` (default: the first request's
@@ -36,28 +37,32 @@ class Pipeline(Replays):
         compares = cache_ttl or (ctx.idempotency_key and fingerprint is not None)
         request_hash = hash_request(op, namespace, target, body, blocking, timeout_ms,
                                     *(fingerprint or ())) if compares else None
-        if ctx.idempotency_key:
-            existing = self._idempotent_record(ctx)
-            if existing is not None:
-                return replay(existing, request_hash)
-        self._check_limits(ctx, target)
+        try:
+            self._check_limits(ctx, target)
+        except errors.Throttled:
+            # A repeated key runs nothing, so it is answered even while its caller is throttled.
+            existing = self._idempotent_record(ctx) if ctx.idempotency_key else None
+            if existing is None:
+                raise
+            return replay(existing, request_hash)
         if cache_ttl:
             hit = self.store.find_cached(target, request_hash, max_age=cache_ttl)
             if hit is not None:
                 return self._serve_cached(ctx, op, hit, target, body, request_hash,
-                                          callback_url)
-        try:
-            record = self.store.create_pending(
-                namespace=namespace, action_name=target, action_type=action_type,
-                payload=body, blocking=blocking, timeout=timeout_ms, source=ctx.source,
-                caller=ctx.caller, request_id=record_request_id or ctx.request_id,
-                idempotency_key=ctx.idempotency_key,
-                trace_id=ctx.trace_id or tracing.current_trace_id(),
-                request_hash=request_hash, callback_url=callback_url,
-            )
-        except DuplicateIdempotencyKey as dup:
-            # Another request with this key won the race; answer what it answers.
-            return replay(dup.existing, request_hash)
+                                          callback_url, replay)
+        record, existing = self._create_or_existing(
+            namespace=namespace, action_name=target, action_type=action_type,
+            payload=body, blocking=blocking, timeout=timeout_ms, source=ctx.source,
+            caller=ctx.caller, request_id=record_request_id or ctx.request_id,
+            idempotency_key=ctx.idempotency_key,
+            trace_id=ctx.trace_id or tracing.current_trace_id(),
+            request_hash=request_hash, callback_url=callback_url,
+        )
+        if existing is not None:
+            # A repeated key (or another request with it won the race): answer what the first
+            # request answers; it ran nothing, so it is not counted against the rate limits.
+            self._refund_limits(ctx, target)
+            return replay(existing, request_hash)
         execution_id = record.execution_id
         started = self._clock()
         try:
@@ -71,4 +76,6 @@ class Pipeline(Replays):
                 self.store.forget_idempotency_key(execution_id)
             raise error from None
         self._audit(ctx, op, result, target)
+        if result.completed_at is not None:
+            result = replace(result, record=completed_record(record, result))
         return result

@@ -21,6 +21,7 @@ from owaction.service.context import CallContext
 from owaction.service.core import ServiceCore
 from owaction.service.results import ExecutionResult
 from owaction.service.translation import translate_client_error
+from owaction.store import values
 from owaction.store.records import ACCEPTED, ERROR, FAILED, SUCCEEDED
 
 log = logging.getLogger("owaction.service")
@@ -37,25 +38,24 @@ def _error_text(value: Any) -> str | None:
 class Recording(ServiceCore):
     """Finishes records and reports each finished operation."""
 
-    def _finish(self, execution_id: str, **fields: Any) -> None:
-        """Complete a record; a failing write is retried briefly and logged, never raised,
-        because OpenWhisk already did the work and the caller must still get its answer."""
+    def _finish(self, execution_id: str, **fields: Any) -> bool:
+        """Complete a record (True when this write changed it); a failing write is retried
+        briefly and logged, never raised, because OpenWhisk already did the work and the caller
+        must still get its answer."""
         delay = 0.05
         for attempt in range(4):
             try:
                 if fields.get("status") == ACCEPTED:
-                    self.store.mark_accepted(
+                    return self.store.mark_accepted(
                         execution_id,
                         activation_id=fields["activation_id"],
                         status_code=fields.get("status_code", 202),
                     )
-                else:
-                    self.store.complete(execution_id, **fields)
-                return
+                return self.store.complete(execution_id, **fields)
             except errors.ServiceError as exc:
                 if attempt == 3:
                     log.error("could not complete execution %s: %s", execution_id, exc)
-                    return
+                    return False
                 time.sleep(delay)
                 delay *= 2
 
@@ -114,13 +114,16 @@ class Recording(ServiceCore):
         else:
             final = FAILED
             error = _error_text(activation.error if activation else (result or {}).get("error"))
-        self._finish(execution_id, status=final, success=success, activation_id=activation_id,
-                     result=result, duration_ms=duration, error=error,
-                     status_code=200 if success else 502)
+        completed = values.aware(values.now())
+        written = self._finish(execution_id, status=final, success=success,
+                               activation_id=activation_id, result=result, duration_ms=duration,
+                               error=error, status_code=200 if success else 502,
+                               completed_at=completed)
         return ExecutionResult(
             execution_id=execution_id, action_type=action_type, outcome=final, status=status,
             activation_id=activation_id, result=result, error=error, duration_ms=duration,
             start_time=start_ms, end_time=end, activation=activation,
+            completed_at=completed if written else None,
         )
 
     def breaker_state(self) -> str:

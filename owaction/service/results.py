@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from owaction import errors
@@ -34,6 +35,10 @@ class ExecutionResult:
     response_body: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     cached: bool = False
+    # When the record was completed as written (its final state is then known unread), and
+    # that stored row, as the pipeline returns it.
+    completed_at: dt.datetime | None = None
+    record: Any = None
 
     @property
     def success(self) -> bool:
@@ -88,6 +93,17 @@ def result_from_record(record) -> ExecutionResult:
         error=record.error, duration_ms=record.duration_ms, start_time=start, end_time=end,
         status_code=record.status_code if record.action_type == "web" else None,
         response_body=web_body, cached=bool(record.cached),
+    )
+
+
+def completed_record(pending, result: ExecutionResult):
+    """The row ``pending`` became once ``result`` completed it: what a read would give."""
+    return replace(
+        pending, status=result.outcome, success=result.outcome == SUCCEEDED,
+        activation_id=result.activation_id or pending.activation_id, result=result.result,
+        duration_ms=result.duration_ms, error=result.error,
+        status_code=200 if result.outcome == SUCCEEDED else 502,
+        completed_at=result.completed_at, updated_at=result.completed_at,
     )
 
 

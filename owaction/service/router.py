@@ -92,7 +92,9 @@ class RouterCommands(Pipeline):
             return self._reply_from_record(outcome, found)
         if isinstance(outcome, dict):
             return outcome  # a replay
-        return self._reply_from_record(self.store.get(outcome.execution_id), found)
+        # The pipeline knows the completed row unless its write failed; only then is it read.
+        return self._reply_from_record(outcome.record or self.store.get(outcome.execution_id),
+                                       found)
 
     def _replay_command(self, record, found) -> dict:
         """The reply of an earlier request for the same session, once it is final (bounded)."""

@@ -135,13 +135,15 @@ class Executions(Database):
         try:
             self.write(_INSERT_SQL[self.placeholder], params)
         except self.integrity_errors as exc:
-            mine = self.get(fields["execution_id"])
-            if mine is None or mine.request_hash != request_hash or mine.caller != caller:
-                if idempotency_key is not None:
-                    existing = self.find_by_idempotency_key(caller, idempotency_key)
-                    if existing is not None:
-                        raise DuplicateIdempotencyKey(existing) from exc
-                raise
+            # The usual refusal is a taken idempotency key: one read answers it.
+            existing = (self.find_by_idempotency_key(caller, idempotency_key)
+                        if idempotency_key is not None else None)
+            if existing is None or existing.execution_id != fields["execution_id"]:
+                if existing is not None:
+                    raise DuplicateIdempotencyKey(existing) from exc
+                mine = self.get(fields["execution_id"])
+                if mine is None or mine.request_hash != request_hash or mine.caller != caller:
+                    raise
             # Else the first attempt's commit landed but its answer was lost: the row is ours.
         fields["payload"] = payload
         for name in ("created_at", "updated_at"):
@@ -173,14 +175,16 @@ class Executions(Database):
         lease_owner: str | None = None,
         error_code: str | None = None,
         retry_after: float | None = None,
+        completed_at: dt.datetime | None = None,
     ) -> bool:
         """Move an in-flight execution to a final status; False if it was already final.
 
         With ``lease_owner``, only the holder of the row's lease may complete it.
+        ``completed_at`` (default now) lets the caller know the row's final state unread.
         """
         if status not in FINAL:
             raise ValueError(f"{status!r} is not a final status")
-        now = values.now()
+        now = values.now() if completed_at is None else values.naive_utc(completed_at)
         fields: dict[str, Any] = {
             "status": status, "success": bool(success), "result": values.dumps(result),
             "duration_ms": duration_ms, "error": error, "completed_at": now, "updated_at": now,
