@@ -8,6 +8,7 @@ OpenAPI document publishes what the service checks.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 from owaction import errors
@@ -16,6 +17,9 @@ from owaction.names import MAX_NAME_LENGTH
 # PostgreSQL text cannot hold NUL and SQLite's driver refuses a query containing it; a lone
 # surrogate cannot be encoded for either. Nothing else in free text is refused.
 TEXT_PATTERN = r"^[^\u0000]*$"
+# Text that must say something (a command, a session id): not only ASCII white space.
+_BLANK = " \t\n\r\f\v"
+NON_BLANK_TEXT_PATTERN = r"^[^\u0000]*[^\u0000 \t\n\r\f\v][^\u0000]*$"
 # What the store issues (32 hex characters) and what the original module's rows hold (a float
 # timestamp as text).
 EXECUTION_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -42,6 +46,10 @@ def check_text(value: object, what: str, max_length: int) -> str:
     except UnicodeEncodeError:
         raise errors.InvalidInput(f"{what} is not valid Unicode (a lone surrogate)") from None
     return value
+
+
+def is_blank(text: str) -> bool:
+    return not text.strip(_BLANK)
 
 
 def check_execution_id(value: object) -> str:
@@ -72,8 +80,8 @@ _DATE_TIME = re.compile(DATE_TIME_PATTERN)
 
 
 def parse_instant(value: object, what: str) -> dt.datetime | None:
-    """An aware UTC datetime from epoch seconds, RFC 3339 text or a datetime; None for none."""
-    if value is None or value == "":
+    """An aware UTC datetime from epoch seconds, RFC 3339 text or a datetime; None for None."""
+    if value is None:
         return None
     if isinstance(value, dt.datetime):
         instant = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
@@ -100,3 +108,25 @@ def parse_instant(value: object, what: str) -> dt.datetime | None:
         return instant.astimezone(dt.UTC)
     except (OverflowError, ValueError):
         raise errors.InvalidInput(f"{what} is out of range") from None
+
+
+# --- callback URLs --------------------------------------------------------------------------------
+
+
+def callback_url_pattern(allowed_hosts: tuple[str, ...]) -> str:
+    """The callback URLs the operator allows (CALLBACK_ALLOWED_HOSTS), as one pattern: http(s),
+    an allowed host (any case), an optional port, then visible ASCII; "" means none."""
+    hosts = "|".join(_caseless(host) for host in allowed_hosts if host)
+    if not hosts:
+        return "^$"
+    return rf"^$|^[Hh][Tt][Tt][Pp][Ss]?://({hosts})(:[0-9]{{1,5}})?([/?#][!-~]*)?$"
+
+
+@functools.lru_cache(maxsize=8)
+def callback_url_re(allowed_hosts: tuple[str, ...]) -> re.Pattern:
+    return re.compile(callback_url_pattern(allowed_hosts))
+
+
+def _caseless(host: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else
+                   (f"\\{c}" if c in ".[]" else c) for c in host)

@@ -7,6 +7,7 @@ how they fail (SQLite refuses a NUL in any query, PostgreSQL in any string liter
 from __future__ import annotations
 
 import json
+import re
 
 import grpc
 import pytest
@@ -23,7 +24,9 @@ class Doors:
     """gunicorn and the gRPC process on one database."""
 
     def __init__(self, tmp, emulator, database_url: str):
-        env = rest_env(module_env(tmp, emulator, database_url), GRPC_GRACE="5")
+        env = rest_env(module_env(tmp, emulator, database_url), GRPC_GRACE="5",
+                       CALLBACK_ALLOWED_HOSTS="127.0.0.1", MAX_ACTION_TIMEOUT="2000",
+                       OPENWHISK_BLOCKING_WAIT_MS="2000")
         self.rest = Gunicorn(env, tmp)
         try:
             self.grpc = GrpcModule(tmp, env)
@@ -158,3 +161,43 @@ def test_instants_at_the_edges_of_the_range_are_served(doors):
     everything = doors.grpc.call("ListExecutions", pb.ListExecutionsRequest(
         since="0002-01-01T00:00:00+23:59", until="9998-12-31T23:59:59Z"))
     assert everything.executions
+
+
+# --- the document states what the server enforces -------------------------------------------------
+
+
+def _property(document: dict, model: str, name: str) -> dict:
+    prop = document["components"]["schemas"][model]["properties"][name]
+    return {**prop, **next((p for p in prop.get("anyOf", ()) if p.get("type") != "null"), {})}
+
+
+def test_the_document_carries_this_servers_rules_and_the_server_keeps_them(doors):
+    document = doors.get("/openapi.json").json()
+    timeout = _property(document, "InvokeRequest", "timeout")
+    assert (timeout["minimum"], timeout["maximum"]) == (0, 2000)
+    callback = _property(document, "InvokeRequest", "callback_url")["pattern"]
+    invoke = document["paths"]["/api/v1/actions/invoke"]["post"]
+    header = next(p for p in invoke["parameters"] if p["name"] == "X-Callback-Url")
+    assert header["schema"]["pattern"] == callback
+    ok_url, other_url = "http://127.0.0.1:9/done", "http://example.com/done"
+    assert re.fullmatch(callback, ok_url) and not re.fullmatch(callback, other_url)
+
+    served = doors.post("/api/v1/actions/invoke", json.dumps(
+        {"action_name": "hello", "timeout": 2000.0, "callback_url": ok_url}))
+    assert served.status_code == 200, served.text
+    for body, field in (({"timeout": 2001}, "timeout"), ({"timeout": 1.5}, "timeout"),
+                        ({"callback_url": other_url}, "callback_url"),
+                        ({"callback_url": "http://127.0.0.1\\@example.com/"}, "callback_url")):
+        refused(doors.post("/api/v1/actions/invoke",
+                           json.dumps({"action_name": "hello", **body})), field)
+
+    listing = document["paths"]["/api/v1/executions"]["get"]["parameters"]
+    cursor = next(p for p in listing if p["name"] == "cursor")["schema"]["pattern"]
+    page = doors.get("/api/v1/executions?limit=1").json()
+    assert re.fullmatch(cursor, page["next_cursor"])
+    assert doors.get("/api/v1/executions?cursor=0-0").json()["executions"] == []
+    refused(doors.get("/api/v1/executions?cursor=abc"), "cursor")
+
+    activation = document["paths"]["/api/v1/activations/{activation_id}"]["get"]
+    assert activation["parameters"][0]["schema"]["pattern"] == "^[0-9a-f]{32}$"
+    refused(doors.get("/api/v1/activations/" + "A" * 32), "activation id")

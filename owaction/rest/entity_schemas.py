@@ -7,16 +7,19 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from owaction.names import MAX_NAME_LENGTH, NAME_PATTERN
 from owaction.rest.schemas import Body, JsonObject, Query, Reply
-from owaction.service.entities import ROUTE_RESPONSE_TYPES, ROUTE_VERBS
+from owaction.service.entities import ROUTE_PATH_PATTERN, ROUTE_RESPONSE_TYPES, ROUTE_VERBS
 
 RouteVerb = Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 RouteResponseType = Literal["json", "http", "html", "svg", "text"]
 assert set(RouteVerb.__args__) == set(ROUTE_VERBS)  # noqa: S101 - drift guards at import
 assert set(RouteResponseType.__args__) == set(ROUTE_RESPONSE_TYPES)  # noqa: S101
 
-_NAMESPACE = Field(default=None, description="OpenWhisk namespace; OPENWHISK_NAMESPACE when "
-                   "omitted")
+_NAMESPACE = Field(default=None,
+                   json_schema_extra={"maxLength": MAX_NAME_LENGTH, "pattern": NAME_PATTERN},
+                   description="OpenWhisk namespace; OPENWHISK_NAMESPACE when omitted")
+_ROUTE_PATH = {"pattern": ROUTE_PATH_PATTERN}
 _PARAMETERS = Field(default=None, description="default parameters, a JSON object (at most "
                     "1 MB); omitted on update: kept")
 _ANNOTATIONS = Field(default=None, description="annotations, a JSON object; omitted on "
@@ -50,13 +53,15 @@ class ListQuery(EntityQuery):
 
 
 class RouteQuery(EntityQuery):
-    basepath: str | None = Field(default=None, min_length=1, max_length=512)
-    relpath: str | None = Field(default=None, min_length=1, max_length=512)
+    basepath: str | None = Field(default=None, min_length=1, max_length=512,
+                                 json_schema_extra=_ROUTE_PATH)
+    relpath: str | None = Field(default=None, min_length=1, max_length=512,
+                                json_schema_extra=_ROUTE_PATH)
     verb: RouteVerb | None = None
 
 
 class RouteDeleteQuery(RouteQuery):
-    basepath: str = Field(min_length=1, max_length=512)
+    basepath: str = Field(min_length=1, max_length=512, json_schema_extra=_ROUTE_PATH)
 
 
 # --- bodies -----------------------------------------------------------------------------------
@@ -122,8 +127,10 @@ class RuleBody(Body):
 
 class RouteBody(Body):
     namespace: str | None = _NAMESPACE
-    basepath: str = Field(min_length=1, max_length=512, description="e.g. /hello")
-    relpath: str = Field(min_length=1, max_length=512, description="e.g. /world")
+    basepath: str = Field(min_length=1, max_length=512, json_schema_extra=_ROUTE_PATH,
+                          description="e.g. /hello")
+    relpath: str = Field(min_length=1, max_length=512, json_schema_extra=_ROUTE_PATH,
+                         description="e.g. /world")
     verb: RouteVerb
     action: str = Field(min_length=1, description="a web action: `name` or `pkg/name`")
     response_type: RouteResponseType = Field(default="json",

@@ -15,13 +15,16 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
 from owaction import __version__
+from owaction.inputs import EXECUTION_ID_PATTERN, callback_url_pattern
+from owaction.names import ACTIVATION_ID_PATTERN, NAME_PATTERN, QUALIFIED_NAME_PATTERN
 from owaction.rest import webhooks
 from owaction.rest.api import ApiBlueprint, Operation
 from owaction.rest.schemas import ErrorBody
-from owaction.service import MAX_CALLBACK_URL
+from owaction.service.context import IDEMPOTENCY_KEY_PATTERN, MAX_CALLBACK_URL
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+_PATH_CONVERTER = re.compile(r"<(?:([a-z]+):)?([A-Za-z_][A-Za-z0-9_]*)>")
 
 ERROR_DESCRIPTIONS = {
     400: "invalid input",
@@ -48,6 +51,36 @@ _HEADERS = {
     "WWW-Authenticate": {"description": 'Bearer realm="owaction", with error="invalid_token" '
                                         "for a bad token", "schema": {"type": "string"}},
 }
+
+
+# Path parameters by name (or converter:name); the service checks them by the same patterns. An
+# entity's <name> is an OpenWhisk name, a <path:name> may be package/name.
+PATH_PARAMETERS = {
+    "activation_id": {"type": "string", "pattern": ACTIVATION_ID_PATTERN},
+    "execution_id": {"type": "string", "pattern": EXECUTION_ID_PATTERN},
+    "name": {"type": "string", "pattern": NAME_PATTERN},
+    "path:name": {"type": "string", "pattern": QUALIFIED_NAME_PATTERN},
+}
+
+# What a schema's "x-from-settings" names: rules that depend on this server's configuration.
+_FROM_SETTINGS = {
+    "max_action_timeout": lambda settings: settings.max_action_timeout,
+    "callback_url_pattern": lambda settings: callback_url_pattern(
+        settings.callback_allowed_hosts),
+}
+
+
+def _fill_settings(node: Any, settings) -> Any:
+    """``node`` with every ``x-from-settings`` marker replaced by this server's values."""
+    if isinstance(node, list):
+        return [_fill_settings(item, settings) for item in node]
+    if not isinstance(node, dict):
+        return node
+    filled = {key: _fill_settings(value, settings) for key, value in node.items()
+              if key != "x-from-settings"}
+    for key, name in node.get("x-from-settings", {}).items():
+        filled[key] = _FROM_SETTINGS[name](settings)
+    return filled
 
 
 class OpenApiDocument(BaseModel):
@@ -117,8 +150,9 @@ def build(app: Flask) -> dict:
     for op in ops:
         path = _PATH_PARAM.sub(r"{\1}", op.rule)
         params: list[dict] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _PATH_PARAM.findall(op.rule)
+            {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(
+                f"{converter}:{name}", PATH_PARAMETERS.get(name, {"type": "string"}))}
+            for converter, name in _PATH_CONVERTER.findall(op.rule)
         ]
         if op.query:
             params += _query_parameters(op.query, schemas)
@@ -130,12 +164,14 @@ def build(app: Flask) -> dict:
                                       "made"})
         if op.body and op.permission == "execute_actions":
             params.append({"name": "Idempotency-Key", "in": "header", "required": False,
-                           "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                           "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                            "description": "a repeat with the same key and caller returns the "
                                           "first response without running again; the same "
                                           "key with a different request gets 422"})
+        if op.body and "callback_url" in op.body.model_fields:
             params.append({"name": "X-Callback-Url", "in": "header", "required": False,
-                           "schema": {"type": "string", "maxLength": MAX_CALLBACK_URL},
+                           "schema": {"type": "string", "maxLength": MAX_CALLBACK_URL,
+                                      "x-from-settings": {"pattern": "callback_url_pattern"}},
                            "description": "like the body's callback_url"})
         responses: dict[str, dict] = {}
         for status in sorted(set(op.responses) | set(op.errors)):
@@ -185,7 +221,7 @@ def build(app: Flask) -> dict:
 
     paths[_PATH_PARAM.sub(r"{\1}", webhooks.RULE)] = webhooks.openapi_path(error_ref)
 
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "owaction: WaddleBot's OpenWhisk action module",
@@ -210,6 +246,7 @@ def build(app: Flask) -> dict:
             },
         },
     }
+    return _fill_settings(document, app.extensions["owaction"].settings)
 
 
 bp = ApiBlueprint("openapi", __name__, tag="meta")

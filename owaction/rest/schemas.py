@@ -16,8 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictStr,
     StringConstraints,
     WithJsonSchema,
     create_model,
@@ -28,8 +30,10 @@ from owaction.inputs import (
     COMMAND_FIELD_LENGTHS,
     INSTANT_SCHEMA,
     MAX_ACTION_NAME_FILTER,
+    NON_BLANK_TEXT_PATTERN,
     TEXT_PATTERN,
 )
+from owaction.names import MAX_NAME_LENGTH, NAME_PATTERN, QUALIFIED_NAME_PATTERN
 from owaction.service import (
     ACTION_LIST_DEFAULT,
     HEADER_NAME_PATTERN,
@@ -39,6 +43,7 @@ from owaction.service import (
     WEB_METHODS,
 )
 from owaction.store import ACTION_TYPES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, STATUSES
+from owaction.store.executions import CURSOR_PATTERN
 from owaction.store.records import PUBLIC_FIELDS, ExecutionRecord
 
 Permission = Literal["execute_actions", "read", "manage"]
@@ -46,9 +51,31 @@ assert set(Permission.__args__) == set(ALL_PERMISSIONS)  # noqa: S101 - a drift 
 
 JsonObject = dict[str, Any]
 
+# Names are checked by the service (owaction.names) for both doors; the patterns here only say
+# so in the document, and values that come from settings are filled in when it is built.
 _NAMESPACE = Field(
-    default=None,
+    default=None, json_schema_extra={"maxLength": MAX_NAME_LENGTH, "pattern": NAME_PATTERN},
     description="OpenWhisk namespace; the module's default (OPENWHISK_NAMESPACE) when omitted",
+)
+
+
+def _name(*, qualified: bool = False, **kw: Any) -> Any:
+    """An entity name field: ``name``, or ``package/name`` when ``qualified``."""
+    return Field(min_length=1, json_schema_extra={
+        "maxLength": 2 * MAX_NAME_LENGTH + 1 if qualified else MAX_NAME_LENGTH,
+        "pattern": QUALIFIED_NAME_PATTERN if qualified else NAME_PATTERN}, **kw)
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer, so it is one here too (strict mode refuses it)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Timeout = Annotated[int, BeforeValidator(_integral), Field(ge=0),
+                   WithJsonSchema({"type": "integer", "minimum": 0})]
+_TIMEOUT = Field(
+    default=None, json_schema_extra={"x-from-settings": {"maximum": "max_action_timeout"}},
+    description="blocking wait in ms, 1..MAX_ACTION_TIMEOUT; 0 or absent: the default",
 )
 _PAYLOAD = Field(
     default=None,
@@ -125,6 +152,7 @@ class Invocation(Body):
 
     callback_url: str | None = Field(
         default=None, max_length=MAX_CALLBACK_URL,
+        json_schema_extra={"x-from-settings": {"pattern": "callback_url_pattern"}},
         description="the finished execution is POSTed here, signed (host must be in "
         "CALLBACK_ALLOWED_HOSTS); the X-Callback-Url header does the same",
     )
@@ -132,31 +160,26 @@ class Invocation(Body):
 
 class InvokeRequest(Invocation):
     namespace: str | None = _NAMESPACE
-    action_name: str = Field(min_length=1, description="`action` or `package/action`")
+    action_name: str = _name(qualified=True, description="`action` or `package/action`")
     payload: JsonObject | None = _PAYLOAD
     blocking: bool = Field(default=True, description="wait for the result (202 if it takes "
                            "longer than the blocking wait)")
-    timeout: int | None = Field(
-        default=None, ge=0,
-        description="blocking wait in ms, 1..MAX_ACTION_TIMEOUT; 0 or absent: the default",
-    )
+    timeout: Timeout | None = _TIMEOUT
 
 
 class InvokeAsyncRequest(Invocation):
     namespace: str | None = _NAMESPACE
-    action_name: str = Field(min_length=1, description="`action` or `package/action`")
+    action_name: str = _name(qualified=True, description="`action` or `package/action`")
     payload: JsonObject | None = _PAYLOAD
 
 
 class SequenceRequest(Invocation):
     namespace: str | None = _NAMESPACE
-    sequence_name: str = Field(min_length=1, description="`sequence` or `package/sequence`")
+    sequence_name: str = _name(qualified=True,
+                               description="`sequence` or `package/sequence`")
     payload: JsonObject | None = _PAYLOAD
     blocking: bool = True
-    timeout: int | None = Field(
-        default=None, ge=0,
-        description="blocking wait in ms, 1..MAX_ACTION_TIMEOUT; 0 or absent: the default",
-    )
+    timeout: Timeout | None = _TIMEOUT
 
 
 WebMethod = Literal[WEB_METHODS]
@@ -164,15 +187,25 @@ WebExtension = Literal["", ".json", ".http", ".html", ".svg", ".text"]
 # The service's own rule, declared here too so the OpenAPI document states it.
 HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
 HeaderValue = Annotated[str, StringConstraints(pattern=HEADER_VALUE_PATTERN)]
+# pydantic's patternProperties would leave other names unconstrained: say that none is allowed.
+HeaderMap = Annotated[dict[HeaderName, HeaderValue], WithJsonSchema({
+    "type": "object", "propertyNames": {"pattern": HEADER_NAME_PATTERN},
+    "additionalProperties": {"type": "string", "pattern": HEADER_VALUE_PATTERN}})]
 
 
 class WebActionRequest(Invocation):
+    # With no extension OpenWhisk would read what follows a dot in the name as one.
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"extension": {"const": ""}}, "required": ["extension"]},
+        "then": {"properties": {"action_name": {"pattern": "^[^.]*$"}}},
+    })
+
     namespace: str | None = _NAMESPACE
-    package_name: str = Field(default="default", min_length=1)
-    action_name: str = Field(min_length=1)
+    package_name: str = _name(default="default")
+    action_name: str = _name()
     payload: JsonObject | None = _PAYLOAD
     method: WebMethod = "POST"
-    headers: dict[HeaderName, HeaderValue] | None = Field(
+    headers: HeaderMap | None = Field(
         default=None, description="headers sent to the action")
     extension: WebExtension = Field(
         default=".http", description="how OpenWhisk renders the result: `.http` (OpenWhisk's "
@@ -182,7 +215,7 @@ class WebActionRequest(Invocation):
 
 class TriggerRequest(Invocation):
     namespace: str | None = _NAMESPACE
-    trigger_name: str = Field(min_length=1)
+    trigger_name: str = _name()
     payload: JsonObject | None = _PAYLOAD
 
 
@@ -320,7 +353,8 @@ class ExecutionsQuery(Query):
     since: Instant | None = None
     until: Instant | None = None
     limit: int = Field(default=DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT)
-    cursor: str | None = Field(default=None, min_length=1, max_length=256)
+    cursor: str | None = Field(default=None, min_length=1, max_length=256,
+                               json_schema_extra={"pattern": CURSOR_PATTERN})
 
 
 class ExecutionsReply(Reply):
@@ -350,27 +384,50 @@ class HealthReply(Reply):
 # --- WaddleBot router -----------------------------------------------------------------------------
 
 
-def _command_field(name: str, **kw: Any) -> Any:
+# The router's ids may arrive as JSON numbers; they are identifiers, so text either way (within
+# a bound, so that the text stays within the field's length).
+MAX_NUMBER_AS_TEXT = 10**15
+
+
+def _number_as_text(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool) and (
+            abs(value) <= MAX_NUMBER_AS_TEXT):
+        return str(value)
+    return value
+
+
+def _router_text(name: str, *, required: bool = False) -> Any:
     """A text field of a #command, declared by the service's rule (which checks the pattern)."""
-    return Field(max_length=COMMAND_FIELD_LENGTHS[name],
-                 json_schema_extra={"pattern": TEXT_PATTERN}, **kw)
+    text = {"type": "string", "maxLength": COMMAND_FIELD_LENGTHS[name],
+            "pattern": NON_BLANK_TEXT_PATTERN if required else TEXT_PATTERN}
+    number = {"type": "number", "minimum": -MAX_NUMBER_AS_TEXT, "maximum": MAX_NUMBER_AS_TEXT}
+    return Annotated[str, BeforeValidator(_number_as_text),
+                     WithJsonSchema({"anyOf": [text, number]})]
+
+
+# args as a list is joined with spaces; these bounds keep the joined text within its length.
+_ARG_WORDS, _ARG_WORD_LENGTH = 64, 63
+_ARGS_TEXT = {"type": "string", "maxLength": COMMAND_FIELD_LENGTHS["args"],
+              "pattern": TEXT_PATTERN}
+ArgWord = Annotated[StrictStr, Field(max_length=_ARG_WORD_LENGTH)]
+Args = Annotated[StrictStr | Annotated[list[ArgWord], Field(max_length=_ARG_WORDS)],
+                 WithJsonSchema({"anyOf": [_ARGS_TEXT, {
+                     "type": "array", "maxItems": _ARG_WORDS,
+                     "items": {**_ARGS_TEXT, "maxLength": _ARG_WORD_LENGTH}}]})]
+assert _ARG_WORDS * (_ARG_WORD_LENGTH + 1) - 1 <= COMMAND_FIELD_LENGTHS["args"]  # noqa: S101
 
 
 class ExecuteRequest(Body):
     """The body WaddleBot's router sends for a #command (CONTRACT.md §3)."""
 
-    # The router's ids may arrive as JSON numbers; they are identifiers, so text either way.
-    model_config = ConfigDict(strict=False, coerce_numbers_to_str=True, extra="ignore")
-
-    command: str = _command_field("command", min_length=1, description="e.g. #weather")
-    args: str | list[str] = Field(default="", description="everything after the command")
-    user_id: str = _command_field("user_id", default="")
-    entity_id: str = _command_field("entity_id", default="")
-    community_id: str = _command_field("community_id", default="")
-    session_id: str = _command_field("session_id", min_length=1,
-                                     description="the router's retries repeat it; a repeat "
-                                                 "never runs the action again")
-    message: str = _command_field("message", default="")
+    command: _router_text("command", required=True) = Field(description="e.g. #weather")
+    args: Args = Field(default="", description="everything after the command")
+    user_id: _router_text("user_id") = ""
+    entity_id: _router_text("entity_id") = ""
+    community_id: _router_text("community_id") = ""
+    session_id: _router_text("session_id", required=True) = Field(
+        description="the router's retries repeat it; a repeat never runs the action again")
+    message: _router_text("message") = ""
 
 
 class ModuleResponse(Reply):

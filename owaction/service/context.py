@@ -15,7 +15,8 @@ MAX_CALLBACK_URL = 2048
 _REQUEST_ID = re.compile(r"\A[A-Za-z0-9._-]{1,128}\Z")
 
 
-_IDEMPOTENCY_KEY = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"  # visible ASCII; the OpenAPI document states it
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 _TRACEPARENT = re.compile(r"\A[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\Z")
@@ -50,7 +51,7 @@ class CallContext:
         id is kept (else one is made), an idempotency key must be 1-255 visible ASCII
         characters, an invalid W3C traceparent is ignored (as Trace Context asks of a
         receiver), and a callback URL is at most MAX_CALLBACK_URL characters."""
-        if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
             raise errors.InvalidInput(
                 "Idempotency-Key (idempotency_key) must be 1-255 visible ASCII characters")
         if callback_url is not None and len(callback_url) > MAX_CALLBACK_URL:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from owaction import errors, tracing
 from owaction.commands import CommandMap
 from owaction.config import Settings
+from owaction.inputs import callback_url_re
 from owaction.names import (
     InvalidName,
     check_namespace,
@@ -129,6 +130,9 @@ class ServiceCore:
             raise errors.InvalidInput(
                 f"callback_url host {parts.hostname!r} is not allowed (CALLBACK_ALLOWED_HOSTS)"
             )
+        if not callback_url_re(self.settings.callback_allowed_hosts).fullmatch(url):
+            raise errors.InvalidInput("callback_url must be http(s)://host[:port] then visible "
+                                      "ASCII (no user info, spaces or other characters)")
         return url
 
     def _check_limits(self, ctx: CallContext, target: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,10 @@ MAX_CODE_BYTES = 48 * 1024 * 1024
 MAX_PARAMETERS_BYTES = 1024 * 1024
 # Room for code at that limit, its parameters and annotations, and the envelope around them.
 MAX_ACTION_REQUEST_BYTES = MAX_CODE_BYTES + 3 * MAX_PARAMETERS_BYTES
+# An API gateway path: "/" then visible ASCII other than '?', '#' and backslash (the query, the
+# fragment, and what some gateways read as '/'); the OpenAPI document states the same pattern.
+ROUTE_PATH_PATTERN = r"^/[!-\"$->@-\[\]-~]*$"
+_ROUTE_PATH = re.compile(ROUTE_PATH_PATTERN)
 ROUTE_VERBS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 ROUTE_RESPONSE_TYPES = ("json", "http", "html", "svg", "text")
 # Keys a feed's READ answer might echo back that must never reach a caller.
@@ -582,10 +587,9 @@ class EntityManager:
 
     @staticmethod
     def _path(value: str, what: str) -> str:
-        if not isinstance(value, str) or not value.startswith("/") or len(value) > 512 or any(
-                c.isspace() or c in "?#\\" for c in value):
-            raise errors.InvalidInput(f"{what} must be a path starting with '/' "
-                                      "(no spaces, '?' or '#')")
+        if not isinstance(value, str) or len(value) > 512 or not _ROUTE_PATH.fullmatch(value):
+            raise errors.InvalidInput(f"{what} must be a path starting with '/' of visible "
+                                      "ASCII (no spaces, '?', '#' or '\\')")
         return value.rstrip("/") or "/"
 
     @staticmethod

@@ -93,6 +93,10 @@ class Invocations(Pipeline):
             extension = "." + extension
         if extension not in WEB_EXTENSIONS:
             raise errors.InvalidInput(f"extension must be one of {', '.join(WEB_EXTENSIONS[1:])}")
+        if not extension and "." in action_name:
+            # OpenWhisk would read what follows the dot as the extension; refused before
+            # anything is recorded, like every other bad input.
+            raise errors.InvalidInput("action_name with a dot needs an extension")
         headers = dict(headers or {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
             raise errors.InvalidInput("headers must map strings to strings")

@@ -11,6 +11,7 @@ from owaction.commands import action_payload, reply_fields
 from owaction.inputs import (
     COMMAND_FIELD_LENGTHS,
     check_text,
+    is_blank,
 )
 from owaction.logs import aaa
 from owaction.service.context import CallContext
@@ -40,9 +41,7 @@ class RouterCommands(Pipeline):
         command = fields["command"].strip()
         # The router always sends both; without a session id its retries would run the action
         # again, so a call lacking either is refused rather than run unprotected.
-        missing = [name for name, value in (("command", command),
-                                            ("session_id", fields["session_id"].strip()))
-                   if not value]
+        missing = [name for name in ("command", "session_id") if is_blank(fields[name])]
         if missing:
             verb = "is" if len(missing) == 1 else "are"
             raise errors.InvalidInput(f"{' and '.join(missing)} {verb} required")

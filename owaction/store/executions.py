@@ -8,11 +8,9 @@ travels as a placeholder.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 import math
+import re
 import secrets
 from typing import Any
 
@@ -51,21 +49,25 @@ _SELECT_COLUMNS = ", ".join(f'"{name}"' for name in RECORD_FIELDS)
 _INSERT_SQL = {p: _insert_sql(p) for p in ("%s", "?")}
 
 
+# A page ends at a row's (created_at, id): the cursor is that position as epoch seconds and id,
+# so every text of this shape is a position (past the last row, the page is empty) and the
+# OpenAPI document can say exactly which cursors are valid.
+CURSOR_PATTERN = r"^[0-9]{1,11}-[0-9]{1,18}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def _encode_cursor(created_at: dt.datetime, row_id: int) -> str:
-    raw = json.dumps([values.sql_time(created_at), row_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    seconds = int(values.naive_utc(created_at).replace(tzinfo=dt.UTC).timestamp())
+    return f"{seconds}-{row_id}"
 
 
-def _decode_cursor(cursor: str) -> tuple[str, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, row_id = json.loads(raw)
-        dt.datetime.strptime(created, "%Y-%m-%d %H:%M:%S")
-        if not isinstance(row_id, int) or isinstance(row_id, bool):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error):
-        raise InvalidInput("cursor is not one this service issued", code="invalid_cursor") from None
-    return created, row_id
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    if not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor):
+        raise InvalidInput("cursor is not one this service issued (it is <epoch seconds>-<id>)",
+                           code="invalid_cursor")
+    seconds, row_id = cursor.split("-")
+    created = dt.datetime.fromtimestamp(int(seconds), dt.UTC).replace(tzinfo=None)
+    return created, int(row_id)
 
 
 class Executions(Database):
@@ -301,10 +303,7 @@ class Executions(Database):
                 query &= t.created_at < values.naive_utc(until)
             if after is not None:
                 created, row_id = after
-                created_dt = dt.datetime.strptime(created, "%Y-%m-%d %H:%M:%S")
-                query &= (t.created_at < created_dt) | (
-                    (t.created_at == created_dt) & (t.id < row_id)
-                )
+                query &= (t.created_at < created) | ((t.created_at == created) & (t.id < row_id))
             rows = db(query).select(
                 orderby=~t.created_at | ~t.id, limitby=(0, limit + 1)
             )

@@ -83,7 +83,8 @@ def test_a_retried_session_gets_the_same_reply_without_running_again(router):
 @pytest.mark.parametrize("sent, needle", [
     ({"args": "x"}, "command: Field required"),
     ({"command": ["#weather"]}, "command: Input should be a valid string"),
-    ({"command": "#weather", "message": "m" * 5000}, "message: String should have at most"),
+    ({"command": "#weather", "session_id": "s-1", "message": "m" * 5000},
+     "message must be at most 4096 characters"),
 ])
 def test_a_malformed_command_body_gets_400(router, sent, needle):
     reply = router.post(EXECUTE, sent, token=make_token())

@@ -180,8 +180,19 @@ def test_keyset_paging_is_stable_when_rows_arrive_between_pages(store):
     assert last is None
 
 
+def test_every_cursor_of_the_documented_shape_is_a_position(store):
+    """A cursor is <epoch seconds>-<id>, so any such text pages from there, none fails."""
+    created = [pending(store).execution_id for _ in range(2)]
+    assert store.list(cursor="0-0") == ([], None)
+    everything, _ = store.list(cursor="99999999999-999999999999999999")
+    assert [r.execution_id for r in everything] == created[::-1]
+    first, cursor = store.list(limit=1)
+    seconds, row_id = cursor.split("-")
+    assert int(seconds) == int(first[0].created_at.timestamp()) and int(row_id) > 0
+
+
 def test_list_refuses_a_forged_cursor_and_bad_limits(store):
-    for cursor in ("garbage", "W10", "eyJhIjoxfQ"):
+    for cursor in ("garbage", "W10", "eyJhIjoxfQ", "1-", "-1-2", "123456789012-1", "1-2\n"):
         with pytest.raises(InvalidInput):
             store.list(cursor=cursor)
     for limit in (0, -1, 501, True):
