@@ -3,10 +3,13 @@ completions) go to the database together, in one transaction.
 
 A caller hands its statement over and waits until the transaction holding it has committed, so a
 pending row is durable before OpenWhisk is called and a completion before the reply, exactly as
-with a write of its own; whoever arrives while a transaction is being written goes into the next
-one. No thread or greenlet of its own: the first caller to find nothing being written writes the
-queue on behalf of everyone waiting, then hands the turn to the first caller still waiting. So at
-most one transaction per process is being written at a time, on one connection.
+with a write of its own; whoever arrives while every writer is busy goes into a next one. No
+thread or greenlet of its own: a caller that finds a writer's *turn* free takes it and writes the
+queue on behalf of everyone waiting, then hands the turn to the first caller still waiting
+without one. A process has ``writers`` turns: one on SQLite (one writer connection; SQLite writes
+one transaction at a time anyway), up to ``MAX_WRITERS`` on PostgreSQL (each on its own pooled
+connection, so within ``DB_POOL_SIZE``), so the next batch starts while a commit is in flight
+and a process's write rate is not capped at one commit latency.
 
 Where it runs: SQLite under gevent in a real OS thread (a one-thread pool) on a connection of
 its own, so waiting for SQLite's file lock (another process writing) or for the disk never stops
@@ -33,17 +36,21 @@ from owaction.store.errors import StoreUnavailable
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+# Concurrent writer transactions per process on PostgreSQL: at most half the pool, so the reads
+# always have connections too.
+MAX_WRITERS = 4
 
 
 class _Write:
     """One caller's statement and, once written, its outcome."""
 
-    __slots__ = ("sql", "params", "wake", "done", "rowcount", "error")
+    __slots__ = ("sql", "params", "wake", "done", "turn", "rowcount", "error")
 
     def __init__(self, sql: str, params: tuple):
         self.sql, self.params = sql, params
-        self.wake = threading.Event()  # set when written, or when it is this caller's turn
+        self.wake = threading.Event()  # set when written, or when a turn is handed to it
         self.done = False
+        self.turn = False  # a writer's turn is this caller's to use (set and taken under _lock)
         self.rowcount = 0
         self.error: BaseException | None = None
 
@@ -67,12 +74,17 @@ def _outcome(func, *args) -> tuple[bool, object]:
 class GroupWriter:
     """Batches a process's single-statement writes into shared transactions (see above)."""
 
-    def __init__(self, database, *, green: bool, max_batch: int = MAX_BATCH):
+    def __init__(self, database, *, green: bool, max_batch: int = MAX_BATCH,
+                 writers: int | None = None):
         self._database = database
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._queue: list[_Write] = []
-        self._writing = False
+        if writers is None:
+            writers = (max(1, min(MAX_WRITERS, database.pool_size // 2))
+                       if database.is_postgres else 1)
+        self.writers = writers
+        self._turns_taken = 0
         self._pool = None
         self._sqlite: sqlite3.Connection | None = None
         if green and not database.is_postgres:
@@ -92,16 +104,22 @@ class GroupWriter:
         item = _Write(sql, params)
         with self._lock:
             self._queue.append(item)
-            lead = not self._writing
-            self._writing = True
-        if not lead:
-            item.wake.wait()
-        while not item.done:
-            # It is this caller's turn: its statement heads the queue.
-            item.wake.clear()
-            self._write_next()
-            if not item.done:
+            if self._turns_taken < self.writers:
+                self._turns_taken += 1
+                item.turn = True
+        while True:
+            # Read together: a turn is only handed to a statement still queued, so once it is
+            # written no turn can arrive unseen; a turn handed to it is always used or passed on.
+            with self._lock:
+                turn, item.turn = item.turn, False
+                done = item.done
+            if turn:
+                self._write_next()
+            elif done:
+                break
+            else:
                 item.wake.wait()
+                item.wake.clear()
         if item.error is not None:
             raise item.error
         return item.rowcount
@@ -132,10 +150,12 @@ class GroupWriter:
                     item.error, item.done = StoreUnavailable("not written"), True
                 item.wake.set()
             with self._lock:
-                if self._queue:
-                    self._queue[0].wake.set()  # the next caller's turn
+                waiting = next((i for i in self._queue if not i.turn), None)
+                if waiting is not None:
+                    waiting.turn = True  # the next caller's turn
+                    waiting.wake.set()
                 else:
-                    self._writing = False
+                    self._turns_taken -= 1
 
     def _write_batch(self, batch: list[_Write]) -> None:
         remaining = batch
@@ -157,12 +177,14 @@ class GroupWriter:
             except Exception:  # noqa: BLE001 - the database failed: each alone, own answers
                 log.debug("a shared transaction failed; writing alone", exc_info=True)
                 break
+            self._count(len(remaining))
             for item, count in zip(remaining, counts, strict=True):
                 item.rowcount, item.done = count, True
             return
         for item in remaining:
             try:
                 item.rowcount = self._run(self._alone, item.sql, item.params)
+                self._count(1)
             except Exception as exc:  # noqa: BLE001 - handed to the caller it belongs to
                 item.error = exc
             item.done = True
@@ -211,8 +233,6 @@ class GroupWriter:
                 if isinstance(exc, sqlite3.OperationalError):
                     raise StoreUnavailable("database unavailable", retry_after=1) from exc
                 raise
-        self.statements += len(statements)
-        self.transactions += 1
         return counts
 
     def _alone(self, sql: str, params: tuple) -> int:
@@ -223,9 +243,12 @@ class GroupWriter:
                 count = self._connection().execute(sql, params).rowcount
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable("database unavailable", retry_after=1) from exc
-        self.statements += 1
-        self.transactions += 1
         return count
+
+    def _count(self, statements: int) -> None:
+        with self._lock:  # several writers may commit at once (never from the SQLite thread)
+            self.statements += statements
+            self.transactions += 1
 
     def _connection(self) -> sqlite3.Connection:
         """The writer's own SQLite connection, made on first use; only the writer's turn uses it."""

@@ -9,6 +9,7 @@ import threading
 import time
 
 import psycopg2
+import pytest
 
 from owaction.store import TABLE, DuplicateIdempotencyKey
 from tests.store.conftest import pending
@@ -89,3 +90,33 @@ def test_a_completion_of_a_row_already_final_changes_nothing(store):
     assert store.complete(record.execution_id, status="failed", success=False, error="x")
     assert not store.complete(record.execution_id, status="succeeded", success=True)
     assert store.get(record.execution_id).status == "failed"
+
+
+def test_postgres_starts_the_next_batch_while_a_commit_is_in_flight(store, db_url):
+    if db_url.startswith("sqlite://"):
+        pytest.skip("SQLite writes one transaction at a time (one writer turn)")
+    assert 1 < store.writer.writers <= store.pool_size // 2
+    blocked = pending(store)
+    holder = psycopg2.connect(db_url.replace("postgres://", "postgresql://", 1))
+    holder.cursor().execute(f'SELECT 1 FROM "{TABLE}" WHERE execution_id = %s FOR UPDATE',  # noqa: S608
+                            (blocked.execution_id,))
+    done = threading.Event()
+
+    def complete_blocked() -> None:
+        store.complete(blocked.execution_id, status="succeeded", success=True)
+        done.set()
+
+    waiter = threading.Thread(target=complete_blocked)
+    waiter.start()
+    try:
+        time.sleep(0.5)  # the completion's transaction now waits for the row lock
+        assert not done.is_set()
+        # Another caller's insert commits meanwhile instead of queueing behind that commit.
+        other = pending(store)
+        assert store.get(other.execution_id).status == "pending"
+        assert not done.is_set()
+    finally:
+        holder.rollback()
+        holder.close()
+        waiter.join(10)
+    assert done.is_set() and store.get(blocked.execution_id).status == "succeeded"
