@@ -8,6 +8,7 @@ GETs of the API are retried on connection errors and 502/503/504 with capped, ji
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import functools
 import json
@@ -20,6 +21,7 @@ from typing import Any
 
 import pybreaker
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from owaction import __version__, names
 from owaction.backoff import exponential, full_jitter
@@ -263,6 +265,16 @@ class OpenWhiskClient:
             pool_size=pool_size, keepalive_idle=keepalive_idle, quiet_insecure=verify is False,
             api_host=self.api_host,
         )
+        # With trust_env off, proxies and verify do not depend on the URL: merged once.
+        self._send_settings = (None if self._session.trust_env else
+                               self._session.merge_environment_settings(
+                                   self.api_host, {}, None, verify, None))
+        credentials = f"{user}:{key}"
+        try:
+            raw = credentials.encode("latin-1")  # what requests' Basic auth sends
+        except UnicodeEncodeError:
+            raw = credentials.encode("utf-8")
+        self._basic = "Basic " + base64.b64encode(raw).decode("ascii")
         self._probe_lock = threading.Lock()
         if verify is False:
             _warn_insecure(self.api_host)
@@ -408,10 +420,21 @@ class OpenWhiskClient:
         """The request as it goes out, built once for every attempt. What cannot be encoded
         (NaN in JSON, text a URL cannot hold) is the caller's error: raised before anything
         is sent, and never counted as OpenWhisk failing."""
-        request = requests.Request(method, url, params=params, json=json_body, headers=headers,
-                                   auth=self._auth if send_key else None)
+        # Built directly rather than by Session.prepare_request, which per call copies and
+        # merges two cookie jars (the session's stores none: NoCookies), merges the headers and
+        # encodes the Basic credentials again: what is the same for every call is made once.
+        merged = CaseInsensitiveDict(self._session.headers)
+        if headers:
+            merged.update(headers)
+        if send_key:
+            merged["Authorization"] = self._basic  # as requests' auth would, over any given
+        prepared = requests.PreparedRequest()
         try:
-            return self._session.prepare_request(request)
+            prepared.prepare_method(method)
+            prepared.prepare_url(url, params)
+            prepared.prepare_headers({k: v for k, v in merged.items() if v is not None})
+            prepared.prepare_body(None, None, json_body)
+            return prepared
         except (requests.RequestException, ValueError) as exc:
             raise InvalidRequest(f"{what}: the request cannot be sent as given: {exc}") from None
 
@@ -420,7 +443,7 @@ class OpenWhiskClient:
                  guarded: bool = True) -> requests.Response:
         probing = self._admit(what) if guarded else False
         try:
-            settings = self._session.merge_environment_settings(
+            settings = self._send_settings or self._session.merge_environment_settings(
                 prepared.url, {}, None, self.verify, None)
             try:
                 response = self._session.send(prepared.copy(), timeout=timeout,
