@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pybreaker
-
 from owaction.logs import aaa
+from owaction.optional_imports import pybreaker
 
 
 class LoggedChanges(pybreaker.CircuitBreakerListener):

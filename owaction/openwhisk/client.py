@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pybreaker
 import requests
 from requests.structures import CaseInsensitiveDict
 
@@ -51,6 +50,7 @@ from owaction.openwhisk.transport import (
     translate,
 )
 from owaction.openwhisk.webauth import REQUIRE_WHISK_AUTH, WebActionAuth
+from owaction.optional_imports import pybreaker
 
 log = logging.getLogger("owaction.openwhisk")
 
