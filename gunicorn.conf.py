@@ -1,3 +1,3 @@
-# gunicorn's configuration lives in the package (owaction/rest/gunicorn_conf.py, which patches
+# gunicorn's configuration lives in the package (owaction/gunicorn_conf.py, which patches
 # gevent first); this file lets `gunicorn -c gunicorn.conf.py wsgi:app` run from a checkout.
-from owaction.rest.gunicorn_conf import *  # noqa: F403
+from owaction.gunicorn_conf import *  # noqa: F403

@@ -23,7 +23,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_COMMANDS = ROOT / "deploy" / "commands.example.yaml"
 # Both come from the installed package, so a wheel needs none of the checkout's top-level files.
-REST_COMMAND = [sys.executable, "-m", "gunicorn", "-c", "python:owaction.rest.gunicorn_conf",
+REST_COMMAND = [sys.executable, "-m", "gunicorn", "-c", "python:owaction.gunicorn_conf",
                 "owaction.rest.wsgi:app"]
 GRPC_COMMAND = [sys.executable, "-m", "owaction", "grpc"]
 

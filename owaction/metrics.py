@@ -1,7 +1,7 @@
 """Prometheus metrics, all named ``owaction_*``.
 
 Under gunicorn every worker is a process, so the REST server uses prometheus_client's
-multiprocess mode: owaction.rest.gunicorn_conf points ``PROMETHEUS_MULTIPROC_DIR`` at an empty
+multiprocess mode: owaction.gunicorn_conf points ``PROMETHEUS_MULTIPROC_DIR`` at an empty
 directory before any worker imports this module, and ``/metrics`` aggregates every worker's
 files. The gRPC process and the worker are single processes and serve their own metrics port.
 """

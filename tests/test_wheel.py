@@ -70,7 +70,7 @@ def test_the_wheel_holds_the_module_and_nothing_of_the_emulator(wheel):
     assert tops == {"owaction", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1]
                     + ".dist-info"}
     assert not [n for n in names if "emulator" in n or n.endswith(".proto")]
-    for needed in ("owaction/rest/gunicorn_conf.py", "owaction/rest/wsgi.py",
+    for needed in ("owaction/gunicorn_conf.py", "owaction/rest/wsgi.py",
                    "owaction/rpc/openwhisk_action_pb2.py", "owaction/store/session.py",
                    "owaction/service/pipeline.py"):
         assert needed in names
@@ -150,3 +150,4 @@ def test_rest_grpc_and_worker_start_from_the_installed_wheel(fresh_venv, tmp_pat
     for proc in procs:
         logged = proc.log_path.read_text(errors="replace")
         assert "Traceback" not in logged, logged[-3000:]
+        assert "MonkeyPatchWarning" not in logged, logged[-3000:]  # gevent patched first

@@ -1,4 +1,8 @@
-"""gunicorn's configuration of the REST door (``-c python:owaction.rest.gunicorn_conf``)."""
+"""gunicorn's configuration of the REST door (``-c python:owaction.gunicorn_conf``).
+
+It lives beside ``owaction.rest``, not inside: importing that package would import Flask, and
+with it ssl, before the gevent patch below.
+"""
 
 # Patch first: ssl, requests, urllib3 and pydal must import the cooperative socket, ssl and
 # threading, or one blocking call would stall every request of a worker.
