@@ -97,3 +97,20 @@ def test_an_empty_limit_is_no_limit():
     rl.token_limit = parse_limit("")
     for _ in range(3):
         rl.check_token_request("10.0.0.1")
+
+
+class _Unprintable:
+    """A key whose text cannot be made: a bug in the caller, not a storage failure."""
+
+    def __str__(self) -> str:
+        raise ValueError("no text for this key")
+
+    __format__ = lambda self, spec: str(self)  # noqa: E731
+
+
+def test_a_bug_is_raised_not_taken_for_a_redis_outage():
+    rl = limiter(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", RATE_LIMIT_CALLER="2/minute")
+    with pytest.raises(ValueError, match="no text for this key"):
+        rl.check_invocation(_Unprintable(), "hello")
+    # A real outage still falls back: invocations pass while Redis is unreachable.
+    rl.check_invocation("caller", "hello")
