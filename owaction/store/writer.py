@@ -118,7 +118,11 @@ class GroupWriter:
             elif done:
                 break
             else:
-                item.wake.wait()
+                try:
+                    item.wake.wait()
+                except BaseException:  # the caller was killed while waiting (a timeout)
+                    self._abandon(item)
+                    raise
                 item.wake.clear()
         if item.error is not None:
             raise item.error
@@ -150,12 +154,26 @@ class GroupWriter:
                     item.error, item.done = StoreUnavailable("not written"), True
                 item.wake.set()
             with self._lock:
-                waiting = next((i for i in self._queue if not i.turn), None)
-                if waiting is not None:
-                    waiting.turn = True  # the next caller's turn
-                    waiting.wake.set()
-                else:
-                    self._turns_taken -= 1
+                self._pass_turn()
+
+    def _pass_turn(self) -> None:
+        """Under ``_lock``: the turn goes to the first caller still waiting without one."""
+        waiting = next((i for i in self._queue if not i.turn), None)
+        if waiting is not None:
+            waiting.turn = True
+            waiting.wake.set()
+        else:
+            self._turns_taken -= 1
+
+    def _abandon(self, item: _Write) -> None:
+        """A caller gone while waiting: its statement leaves the queue unless already taken
+        (nobody waits for it), and a turn handed to it goes on, so no turn is ever lost."""
+        with self._lock:
+            if item in self._queue:
+                self._queue.remove(item)
+            turn, item.turn = item.turn, False
+            if turn:
+                self._pass_turn()
 
     def _write_batch(self, batch: list[_Write]) -> None:
         remaining = batch

@@ -4,7 +4,10 @@ transactions, and each caller's row is its own and right."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -120,3 +123,41 @@ def test_postgres_starts_the_next_batch_while_a_commit_is_in_flight(store, db_ur
         holder.close()
         waiter.join(10)
     assert done.is_set() and store.get(blocked.execution_id).status == "succeeded"
+
+
+KILLED_WAITER = """
+import json, os, sqlite3, sys
+from gevent import monkey
+monkey.patch_all()
+import gevent
+from owaction.store import ExecutionStore
+
+url, folder = sys.argv[1], sys.argv[2]
+store = ExecutionStore(url, pool_size=4, acquire_timeout=30, folder=folder)
+store.migrate()
+
+def pending(i):
+    return store.create_pending(namespace="guest", action_name="a", action_type="action",
+                                payload={}, blocking=True, timeout=None, source="t",
+                                caller="t", request_id=f"r{i}")
+
+holder = sqlite3.connect(url[len("sqlite://"):], isolation_level=None)
+holder.execute("BEGIN IMMEDIATE")  # the writer's first transaction waits for this lock
+first = gevent.spawn(pending, 1)
+gevent.sleep(0.3)
+waiter = gevent.spawn(pending, 2)  # queued behind the first, waiting for a turn
+gevent.sleep(0.3)
+waiter.kill()  # as a request's timeout would
+holder.execute("ROLLBACK")
+first.join(10)
+later = gevent.spawn(pending, 3)
+later.join(10)
+print(json.dumps({"first": first.successful(), "later": later.successful()}))
+"""
+
+
+def test_a_caller_killed_while_waiting_leaves_no_turn_lost(tmp_path):
+    url = f"sqlite://{tmp_path}/killed.sqlite"
+    out = subprocess.run([sys.executable, "-c", KILLED_WAITER, url, str(tmp_path)],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    assert json.loads(out.splitlines()[-1]) == {"first": True, "later": True}
