@@ -163,7 +163,9 @@ class SecretFilter(logging.Filter):
         return value
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
+        # Each handler (console, file, syslog) runs its filters; a record is scrubbed once.
+        if self.secrets and not record.__dict__.get("_aaa_scrubbed"):
+            record._aaa_scrubbed = True
             record.msg = self._scrub(record.getMessage())
             record.args = None
             fields = getattr(record, "aaa_fields", None)

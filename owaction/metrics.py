@@ -55,15 +55,39 @@ CALLBACKS = Counter(
 BREAKER_VALUES = {"closed": 0, "half-open": 1, "open": 2}
 
 
+# Labelled children by (metric, labels), and the value each gauge was last set to in this
+# process: ``labels()`` takes the metric's lock and checks its labels on every call, and under
+# gunicorn every change is a write to the worker's mmapped file, so the per-request path looks a
+# child up once and writes a gauge only when its value changes.
+_children: dict[tuple, object] = {}
+_gauges: dict[object, float] = {}
+
+
+def child(metric, *labels: str):
+    """``metric.labels(*labels)``, looked up once per process."""
+    key = (id(metric), labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
+
+
+def set_gauge(gauge, value: float) -> None:
+    """``gauge.set(value)`` unless this process last set it to that already."""
+    if _gauges.get(gauge) != value:
+        gauge.set(value)
+        _gauges[gauge] = value
+
+
 def observe_execution(action_type: str, action: str, outcome: str, seconds: float | None) -> None:
-    INVOCATIONS.labels(action_type, action, outcome).inc()
+    child(INVOCATIONS, action_type, action, outcome).inc()
     if seconds is not None:
-        DURATION.labels(action_type).observe(max(0.0, seconds))
+        child(DURATION, action_type).observe(max(0.0, seconds))
 
 
 def observe_store(store) -> None:
-    DB_SESSIONS_IN_USE.set(getattr(store, "sessions_in_use", 0))
-    DB_SESSIONS_WAITING.set(getattr(store, "sessions_waiting", 0))
+    set_gauge(DB_SESSIONS_IN_USE, getattr(store, "sessions_in_use", 0))
+    set_gauge(DB_SESSIONS_WAITING, getattr(store, "sessions_waiting", 0))
 
 
 def render() -> tuple[bytes, str]:

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from requests.structures import CaseInsensitiveDict
 
 from owaction import __version__, names
 from owaction.backoff import exponential, full_jitter
@@ -213,6 +212,10 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
+# Prepared URLs (an action's name with its query) a client remembers.
+_PREPARED_URLS = 1024
+
+
 class OpenWhiskClient:
     """A client for one OpenWhisk API host and credentials; safe to share between threads
     and greenlets."""
@@ -276,6 +279,12 @@ class OpenWhiskClient:
             raw = credentials.encode("utf-8")
         self._basic = "Basic " + base64.b64encode(raw).decode("ascii")
         self._probe_lock = threading.Lock()
+        # The session's headers and ours, as requests prepares them: the same for every call.
+        scratch = requests.PreparedRequest()
+        scratch.prepare_headers({**{k: v for k, v in self._session.headers.items()
+                                    if v is not None}, "User-Agent": f"owaction/{__version__}"})
+        self._base_headers = scratch.headers
+        self._urls: dict[Any, str] = {}
         if verify is False:
             _warn_insecure(self.api_host)
 
@@ -334,7 +343,7 @@ class OpenWhiskClient:
     # --- the one way a request goes out --------------------------------------------------------
 
     def _headers(self, request_id: str | None, headers: dict[str, str] | None) -> dict[str, str]:
-        out = {"User-Agent": f"owaction/{__version__}"}
+        out = {}  # the User-Agent is in the prepared base headers
         for name, value in (headers or {}).items():
             # http.client sends header text as Latin-1 and refuses control characters only
             # once connected: refused here, before anything is sent or counted.
@@ -422,21 +431,50 @@ class OpenWhiskClient:
         is sent, and never counted as OpenWhisk failing."""
         # Built directly rather than by Session.prepare_request, which per call copies and
         # merges two cookie jars (the session's stores none: NoCookies), merges the headers and
-        # encodes the Basic credentials again: what is the same for every call is made once.
-        merged = CaseInsensitiveDict(self._session.headers)
-        if headers:
-            merged.update(headers)
-        if send_key:
-            merged["Authorization"] = self._basic  # as requests' auth would, over any given
+        # encodes the Basic credentials again. What repeats from call to call (the session's
+        # headers with the credentials, the URL of an action with its query) is prepared by
+        # requests once and kept; only this call's own headers and body are new.
         prepared = requests.PreparedRequest()
+        prepared.method = method.upper()
         try:
-            prepared.prepare_method(method)
-            prepared.prepare_url(url, params)
-            prepared.prepare_headers({k: v for k, v in merged.items() if v is not None})
-            prepared.prepare_body(None, None, json_body)
+            prepared.url = self._prepared_url(url, params)
+            merged = self._base_headers.copy()
+            for name, value in headers.items():
+                if value is not None:
+                    requests.utils.check_header_validity((name, value))
+                    merged[name] = value
+            if send_key:
+                merged["Authorization"] = self._basic  # over any given, as requests' auth
+            prepared.headers = merged
+            if json_body is not None:
+                # What requests' prepare_body does for json=: its encoding, a given
+                # Content-Type kept.
+                body = json.dumps(json_body, allow_nan=False).encode("utf-8")
+                merged.setdefault("Content-Type", "application/json")
+                merged["Content-Length"] = str(len(body))
+                prepared.body = body
+            elif method not in ("GET", "HEAD"):
+                merged["Content-Length"] = "0"  # as requests says an empty body
             return prepared
         except (requests.RequestException, ValueError) as exc:
             raise InvalidRequest(f"{what}: the request cannot be sent as given: {exc}") from None
+
+    def _prepared_url(self, url: str, params) -> str:
+        """``url`` with ``params`` as requests encodes them, remembered for the next call."""
+        key = (url, tuple(params.items())) if params else url
+        try:
+            found = self._urls.get(key)
+        except TypeError:  # a list among the values: prepared every time
+            key, found = None, None
+        if found is None:
+            scratch = requests.PreparedRequest()
+            scratch.prepare_url(url, params)
+            found = scratch.url
+            if key is not None:
+                if len(self._urls) >= _PREPARED_URLS:
+                    self._urls.clear()  # many distinct names: start over rather than grow
+                self._urls[key] = found
+        return found
 
     def _attempt(self, prepared: requests.PreparedRequest, *, what: str, timeout,
                  is_failure: Callable[[requests.Response], bool],

@@ -14,7 +14,7 @@ from flask import Flask, Response, g
 from owaction import tracing
 from owaction.auth import TokenVerifier
 from owaction.config import Settings, load_settings
-from owaction.metrics import IN_FLIGHT, render
+from owaction.metrics import IN_FLIGHT, child, render
 
 # Room for the envelope around a payload (names, options, JSON framing), so that a payload just
 # over MAX_PAYLOAD_BYTES reaches the service and is refused with the service's own message.
@@ -69,13 +69,13 @@ def create_app(settings: Settings | None = None, *, service: Any = None) -> Flas
 
     @app.before_request
     def _count_in():
-        IN_FLIGHT.labels("rest").inc()
+        child(IN_FLIGHT, "rest").inc()
         g.owaction_counted = True
 
     @app.teardown_request
     def _count_out(_exc):
         if g.pop("owaction_counted", False):
-            IN_FLIGHT.labels("rest").dec()
+            child(IN_FLIGHT, "rest").dec()
 
     errors.register(app)
     for module in (auth, actions, commands, entities, executions, health, openapi, webhooks):

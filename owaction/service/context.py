@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
-import uuid
 from dataclasses import dataclass
 
 from owaction import errors
@@ -24,7 +24,7 @@ _TRACEPARENT = re.compile(r"\A[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2
 
 def sane_request_id(given: str | None) -> str:
     """A caller's request id when it is safe to log and pass on to OpenWhisk, else a new one."""
-    return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if given and _REQUEST_ID.match(given) else secrets.token_hex(16)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ from typing import Any
 
 from owaction import errors
 from owaction.logs import aaa
-from owaction.metrics import BREAKER_STATE, BREAKER_VALUES, observe_execution, observe_store
+from owaction.metrics import (
+    BREAKER_STATE,
+    BREAKER_VALUES,
+    observe_execution,
+    observe_store,
+    set_gauge,
+)
 from owaction.openwhisk import errors as ow
 from owaction.openwhisk.models import (
     STATUS_WHISK_ERROR,
@@ -130,5 +136,5 @@ class Recording(ServiceCore):
         """closed, open or half-open; also published as a metric."""
         breaker = getattr(self.client, "breaker", None)
         state = str(getattr(breaker, "current_state", "closed")) if breaker else "closed"
-        BREAKER_STATE.set(BREAKER_VALUES.get(state, 0))
+        set_gauge(BREAKER_STATE, BREAKER_VALUES.get(state, 0))
         return state
