@@ -44,3 +44,72 @@ def test_connections_are_reused_within_the_idle_limit(make_client, start_emulato
                        if r.name == "urllib3.connectionpool" and "Starting new" in r.message]
     assert len(new_connections) == 1
     assert not [r for r in caplog.records if "discarding a keep-alive" in r.message]
+
+
+def _one_response_per_connection_server():
+    """A server that answers one request per connection with a keep-alive response and then
+    closes the socket without saying so: the client must notice before reusing it."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            conn.recv(65536)
+            body = b'{"n": %d}' % len(connections)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\nConnection: keep-alive\r\n\r\n%s"
+                         % (len(body), body))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, connections
+
+
+def test_a_connection_the_server_closed_is_not_reused(make_client):
+    # Three POSTs, each on a fresh connection: a POST sent into the closed one would fail
+    # (and could not be retried, since it may have run).
+    listener, connections = _one_response_per_connection_server()
+    try:
+        client = make_client(api_host=f"http://127.0.0.1:{listener.getsockname()[1]}",
+                             keepalive_idle=60)
+        for n in (1, 2, 3):
+            time.sleep(0.05)  # the server's close has arrived
+            outcome = client.invoke_action("echo", {}, result=True)
+            assert isinstance(outcome, ActionResult) and outcome.result == {"n": n}
+        assert len(connections) == 3
+    finally:
+        listener.close()
+
+
+def test_the_liveness_check_under_gevent_uses_the_system_poll(tmp_path):
+    # Under gevent the check must poll with the operating system's poll (gevent's is ten times
+    # dearer) and still tell an open connection from one the server closed.
+    import subprocess
+    import sys
+
+    script = tmp_path / "check.py"
+    script.write_text(
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import select, socket\n"
+        "from owaction.openwhisk import transport\n"
+        "assert transport._os_poll() is monkey.get_original('select', 'poll')\n"
+        "assert transport._os_poll() is not select.poll\n"
+        "a, b = socket.socketpair()\n"
+        "conn = transport._Connection('127.0.0.1', 1)\n"
+        "conn.sock = a\n"
+        "assert conn.is_connected\n"
+        "b.close()\n"
+        "assert not conn.is_connected\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.stdout.strip() == "ok", out.stderr
