@@ -444,6 +444,31 @@ class Bench:
         self.served[name] = self.served.get(name, 0) + self.args.grpc_workers
         return self._burst_result(name, res, sampler, admin is not None)
 
+    def interleaved_bursts(self, bursts: list[tuple[str, Callable[[], dict]]]
+                           ) -> dict[str, dict[str, Any]]:
+        """Each burst ``--burst-rounds`` times, in alternating order (B C ..., then ... C B) like
+        the throughput rounds, so that other work on the machine hits them alike; the wall time
+        is the mean of the rounds, errors are summed, peaks are the highest."""
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in bursts}
+        for r in range(max(1, self.args.burst_rounds)):
+            for name, burst in (bursts if r % 2 == 0 else bursts[::-1]):
+                runs[name].append(burst())
+        out = {}
+        for name, results in runs.items():
+            merged = dict(results[0])
+            merged["wall_s"] = sum(r["wall_s"] for r in results) / len(results)
+            merged["walls_s"] = [round(r["wall_s"], 2) for r in results]
+            errors: dict[str, int] = {}
+            for r in results:
+                for kind, n in r["errors"].items():
+                    errors[kind] = errors.get(kind, 0) + n
+            merged["errors"] = errors
+            for key in merged:
+                if key.startswith("peak_"):
+                    merged[key] = max(r[key] for r in results)
+            out[name] = merged
+        return out
+
     def _burst_result(self, name, res, sampler: Sampler, with_db: bool) -> dict[str, Any]:
         result = {
             "requests": res["requests"], "wall_s": res["wall_s"], "errors": res["errors"],
@@ -560,13 +585,16 @@ def run(args: argparse.Namespace) -> int:
                     res["profile"] = {name: bench.profile(name, server, send)
                                       for name, server, send in rest if name[0] in "CR"}
 
-                res["burst"]["B"] = bench.http_burst("B", b_server, b_url, hold_body, None)
+                bursts = [("B", lambda: bench.http_burst("B", b_server, b_url, hold_body, None))]
                 for db_name, (name, _, token, server, base) in modules.items():
-                    url = f"{base}/actions/invoke"
                     pg = (pg_admin, pg_name) if db_name == "postgres" else None
-                    res["burst"][name] = bench.http_burst(name, server, url, hold_body, token,
-                                                          pg=pg)
-                    # After the burst: the heap has seen its peak concurrency once.
+                    bursts.append((name, lambda name=name, server=server, base=base,
+                                   token=token, pg=pg: bench.http_burst(
+                                       name, server, f"{base}/actions/invoke", hold_body,
+                                       token, pg=pg)))
+                res["burst"].update(bench.interleaved_bursts(bursts))
+                for name, _, _, server, _ in modules.values():
+                    # After the bursts: the heap has seen its peak concurrency.
                     res["memory"][name]["rest_worker_warm_mb"] = rss_of(server,
                                                                         children_only=True)
                 for db_name, (name, _, token, server, base) in modules.items():
@@ -602,10 +630,14 @@ def run(args: argparse.Namespace) -> int:
                     grpc_servers[db_name] = (name, token, server, target)
                     grpc_targets.append((name, server, bench.grpc_step(target, token)))
                 res["throughput"] += [m.__dict__ for m in bench.interleaved(grpc_targets)]
-                res["burst"]["D"] = bench.grpc_burst("D", d_server, d_target, "none")
+                bursts = [("D", lambda: bench.grpc_burst("D", d_server, d_target, "none"))]
                 for db_name, (name, token, server, target) in grpc_servers.items():
                     pg = (pg_admin, pg_name) if db_name == "postgres" else None
-                    res["burst"][name] = bench.grpc_burst(name, server, target, token, pg=pg)
+                    bursts.append((name, lambda name=name, server=server, target=target,
+                                   token=token, pg=pg: bench.grpc_burst(
+                                       name, server, target, token, pg=pg)))
+                res["burst"].update(bench.interleaved_bursts(bursts))
+                for name, _, server, _ in grpc_servers.values():
                     res["memory"][name]["grpc_process_warm_mb"] = rss_of(server,
                                                                          children_only=False)
                 for name, token, server, target in grpc_servers.values():
@@ -780,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")],
                         default=[16, 64], help="concurrency levels, comma-separated")
     parser.add_argument("--burst", type=int, default=1000, help="REST calls in the burst")
+    parser.add_argument("--burst-rounds", type=int, default=2,
+                        help="interleaved rounds of the bursts (the wall time is their mean)")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--grpc-workers", type=int, default=64)
     parser.add_argument("--leak-requests", type=int, default=LEAK_REQUESTS,
