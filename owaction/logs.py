@@ -30,6 +30,8 @@ from owaction import __version__
 from owaction.config import Settings
 
 AAA_LOGGER = "owaction.aaa"
+# Looked up once: getLogger takes the logging module's lock on every call.
+_AAA = logging.getLogger(AAA_LOGGER)
 EVENT_TYPES = ("AUTH", "AUTHZ", "AUDIT", "ERROR", "SYSTEM")
 FILE_MAX_BYTES = 10 * 1024 * 1024
 FILE_BACKUPS = 5
@@ -192,7 +194,7 @@ def secrets_of(settings: Settings) -> list[str]:
 def aaa(event: str, action: str, result: str, *, level: int = logging.INFO,
         community: Any = None, user: Any = None, **fields: Any) -> None:
     """Log one AAA event."""
-    logging.getLogger(AAA_LOGGER).log(
+    _AAA.log(
         level,
         "",
         extra={
