@@ -3,6 +3,9 @@
 Both wrap the method handler rather than answering from ``intercept_service``: grpcio calls
 ``intercept_service`` on its polling thread, while the wrapped behaviour runs on the worker thread
 that serves the call, where a context variable set for the call is visible to the servicer.
+
+grpcio asks the interceptors for a handler on every call, on its one polling thread; a method's
+wrapped handler is built once and kept, so that each call costs a dictionary look-up there.
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ from google.protobuf.message import DecodeError
 from owaction import errors, tracing
 from owaction.auth import Claims, TokenVerifier, authorize, bearer_token
 from owaction.logs import aaa
-from owaction.metrics import IN_FLIGHT
+from owaction.metrics import IN_FLIGHT, child
 
 log = logging.getLogger("owaction.rpc")
 
 # The verified claims of the call being served; set by AuthInterceptor around the servicer.
 CURRENT_CLAIMS: contextvars.ContextVar[Claims | None] = contextvars.ContextVar(
     "owaction_rpc_claims", default=None
+)
+# The call's text metadata (the first value of each key), read once by AuthInterceptor for the
+# servicer; None outside a call.
+CURRENT_METADATA: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "owaction_rpc_metadata", default=None
 )
 
 # Standard services any client may call without a token.
@@ -33,13 +41,19 @@ EXEMPT_PREFIXES = (
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/grpc.reflection.v1.ServerReflection/",
 )
+# Wrapped handlers kept per interceptor: far more than this service has methods.
+MAX_CACHED_HANDLERS = 256
+
+_GRPC_IN_FLIGHT = child(IN_FLIGHT, "grpc")
 
 
-def _traceparent(context: grpc.ServicerContext) -> str | None:
+def text_metadata(context: grpc.ServicerContext) -> dict[str, str]:
+    """The call's metadata as a dict: the first value of each key; binary values left out."""
+    out: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
-        if key == "traceparent":
-            return value
-    return None
+        if isinstance(value, str) and key not in out:
+            out[key] = value
+    return out
 
 
 def _wrap_unary(handler: grpc.RpcMethodHandler,
@@ -51,6 +65,23 @@ def _wrap_unary(handler: grpc.RpcMethodHandler,
         request_deserializer=request_deserializer or handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+class _HandlerCache:
+    """A method's wrapped handler, built once per (method, handler) pair."""
+
+    def __init__(self, wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]):
+        self._wrap = wrap
+        self._kept: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def get(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        kept = self._kept.get(method)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        wrapped = self._wrap(method, handler)
+        if len(self._kept) < MAX_CACHED_HANDLERS or method in self._kept:
+            self._kept[method] = (handler, wrapped)
+        return wrapped
 
 
 def abort_with(context: grpc.ServicerContext, exc: errors.ServiceError) -> None:
@@ -74,6 +105,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, verifier: TokenVerifier, permissions: Mapping[str, str]):
         self._verifier = verifier
         self._permissions = dict(permissions)
+        self._handlers = _HandlerCache(self._authenticated)
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -82,34 +114,40 @@ class AuthInterceptor(grpc.ServerInterceptor):
             return handler
         if handler.unary_unary is None:  # every RPC of this service is unary
             return handler
+        return self._handlers.get(method, handler)
+
+    def _authenticated(self, method: str, handler: grpc.RpcMethodHandler
+                       ) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         permission = self._permissions.get(method)
+        span_name = f"gRPC {method}"
 
         def authenticated(request, context):
+            metadata = text_metadata(context)
             try:
-                claims = self._check(context, method, permission)
+                claims = self._check(context, method, permission,
+                                     metadata.get("authorization"))
             except errors.ServiceError as exc:
                 abort_with(context, exc)
-            token = CURRENT_CLAIMS.set(claims)
-            IN_FLIGHT.labels("grpc").inc()
+            claims_token = CURRENT_CLAIMS.set(claims)
+            metadata_token = CURRENT_METADATA.set(metadata)
+            _GRPC_IN_FLIGHT.inc()
             try:
-                with tracing.span(f"gRPC {method}", kind="server",
-                                  traceparent=_traceparent(context), rpc=method,
+                if not tracing.enabled():
+                    return inner(request, context)
+                with tracing.span(span_name, kind="server",
+                                  traceparent=metadata.get("traceparent"), rpc=method,
                                   caller=claims.service):
                     return inner(request, context)
             finally:
-                IN_FLIGHT.labels("grpc").dec()
-                CURRENT_CLAIMS.reset(token)
+                _GRPC_IN_FLIGHT.dec()
+                CURRENT_METADATA.reset(metadata_token)
+                CURRENT_CLAIMS.reset(claims_token)
 
         return _wrap_unary(handler, authenticated)
 
-    def _check(self, context: grpc.ServicerContext, method: str,
-               permission: str | None) -> Claims:
-        header = None
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                header = value
-                break
+    def _check(self, context: grpc.ServicerContext, method: str, permission: str | None,
+               header: str | None) -> Claims:
         rpc = method.rsplit("/", 1)[-1]
         try:
             claims = self._verifier.verify(bearer_token(header))
@@ -143,12 +181,19 @@ class DecodeGuardInterceptor(grpc.ServerInterceptor):
     INVALID_ARGUMENT. Placed after the auth interceptor, so an anonymous caller learns nothing
     about the request format."""
 
+    def __init__(self):
+        self._handlers = _HandlerCache(self._guarded)
+
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if (handler is None or handler.unary_unary is None
                 or handler.request_deserializer is None
                 or handler_call_details.method.startswith(EXEMPT_PREFIXES)):
             return handler
+        return self._handlers.get(handler_call_details.method, handler)
+
+    @staticmethod
+    def _guarded(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         parse = handler.request_deserializer
         inner = handler.unary_unary
 

@@ -17,7 +17,7 @@ import grpc
 from owaction import __version__, errors
 from owaction.rpc import openwhisk_action_pb2 as pb
 from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
-from owaction.rpc.interceptors import CURRENT_CLAIMS, abort_with
+from owaction.rpc.interceptors import CURRENT_CLAIMS, CURRENT_METADATA, abort_with, text_metadata
 from owaction.service import ACTION_LIST_DEFAULT, CallContext, ExecutionResult, timestamp
 from owaction.service.entities import ActionSpec, Route
 from owaction.store import DEFAULT_LIST_LIMIT
@@ -47,14 +47,6 @@ def _json(value: Any) -> str:
 
 def _annotations(pairs: tuple[tuple[str, Any], ...]) -> str:
     return _json({key: value for key, value in pairs}) if pairs else ""
-
-
-def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
-        if isinstance(value, str):
-            out.setdefault(key, value)
-    return out
 
 
 def _execution(record: Any) -> pb.Execution:
@@ -147,7 +139,10 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
 
     def _context(self, context: grpc.ServicerContext, idempotency_key: str = "",
                  callback_url: str = "") -> CallContext:
-        metadata = _metadata(context)
+        # Read once by the auth interceptor; scanned here only when called without it.
+        metadata = CURRENT_METADATA.get()
+        if metadata is None:
+            metadata = text_metadata(context)
         remaining = context.time_remaining()
         claims = CURRENT_CLAIMS.get()
         ctx = CallContext.for_request(
