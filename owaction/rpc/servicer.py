@@ -17,8 +17,6 @@ import grpc
 from owaction import __version__, errors
 from owaction.rpc import openwhisk_action_pb2 as pb
 from owaction.rpc import openwhisk_action_pb2_grpc as pb_grpc
-from owaction.rpc.initial_metadata import install as install_initial_metadata
-from owaction.rpc.initial_metadata import send_with_reply
 from owaction.rpc.interceptors import CURRENT_CLAIMS, CURRENT_METADATA, abort_with, text_metadata
 from owaction.service import ACTION_LIST_DEFAULT, CallContext, ExecutionResult, timestamp
 from owaction.service.entities import ActionSpec, Route
@@ -136,7 +134,6 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
 
     def __init__(self, service: Any):
         self._service = service
-        install_initial_metadata()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -158,7 +155,7 @@ class ActionServicer(pb_grpc.OpenWhiskActionServiceServicer):
             deadline=(time.monotonic() + remaining
                       if remaining is not None and remaining < NO_DEADLINE_AFTER else None),
         )
-        send_with_reply(context, (("x-request-id", ctx.request_id),))
+        context.send_initial_metadata((("x-request-id", ctx.request_id),))
         return ctx
 
     def _call(self, context: grpc.ServicerContext, operation: Callable[[], T]) -> T:
