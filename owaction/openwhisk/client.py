@@ -446,15 +446,7 @@ class OpenWhiskClient:
             if send_key:
                 merged["Authorization"] = self._basic  # over any given, as requests' auth
             prepared.headers = merged
-            if json_body is not None:
-                # What requests' prepare_body does for json=: its encoding, a given
-                # Content-Type kept.
-                body = json.dumps(json_body, allow_nan=False).encode("utf-8")
-                merged.setdefault("Content-Type", "application/json")
-                merged["Content-Length"] = str(len(body))
-                prepared.body = body
-            elif method not in ("GET", "HEAD"):
-                merged["Content-Length"] = "0"  # as requests says an empty body
+            prepared.prepare_body(None, None, json_body)  # requests' own JSON encoding
             return prepared
         except (requests.RequestException, ValueError) as exc:
             raise InvalidRequest(f"{what}: the request cannot be sent as given: {exc}") from None
