@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 
 from owaction.store import TABLE, DuplicateIdempotencyKey
+from owaction.store.writer import GroupWriter
 from tests.store.conftest import pending
 
 CALLERS = 24
@@ -123,6 +124,45 @@ def test_postgres_starts_the_next_batch_while_a_commit_is_in_flight(store, db_ur
         holder.close()
         waiter.join(10)
     assert done.is_set() and store.get(blocked.execution_id).status == "succeeded"
+
+
+
+def test_postgres_batches_behind_a_quick_commit_instead_of_starting_another(store, db_url):
+    """Until the commit in flight has stalled, a statement arriving meanwhile waits for the next
+    batch (so batches grow with the load) rather than taking a turn of its own."""
+    if db_url.startswith("sqlite://"):
+        pytest.skip("SQLite has one writer turn")
+    # Nothing counts as stalled in this test: the row lock below stands for a slow commit.
+    store.writer = GroupWriter(store, green=False, stall_seconds=60)
+    blocked = pending(store)
+    holder = psycopg2.connect(db_url.replace("postgres://", "postgresql://", 1))
+    holder.cursor().execute(f'SELECT 1 FROM "{TABLE}" WHERE execution_id = %s FOR UPDATE',  # noqa: S608
+                            (blocked.execution_id,))
+    finished: list[str] = []
+
+    def complete_blocked() -> None:
+        store.complete(blocked.execution_id, status="succeeded", success=True)
+        finished.append("completion")
+
+    def insert_other() -> None:
+        finished.append(pending(store).execution_id)
+
+    first = threading.Thread(target=complete_blocked)
+    first.start()
+    time.sleep(0.3)  # the completion's commit is in flight, waiting for the row lock
+    second = threading.Thread(target=insert_other)
+    second.start()
+    try:
+        time.sleep(0.5)
+        assert finished == []  # queued for the next batch, not written beside the first
+    finally:
+        holder.rollback()
+        holder.close()
+        first.join(10)
+        second.join(10)
+    assert finished[0] == "completion" and len(finished) == 2
+    assert store.get(blocked.execution_id).status == "succeeded"
+    assert store.get(finished[1]).status == "pending"
 
 
 KILLED_WAITER = """
