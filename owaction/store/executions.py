@@ -208,7 +208,9 @@ class Executions(Database):
             where += f" AND lease_owner = {p}"
             params.append(lease_owner)
         sql = f'UPDATE "{TABLE}" SET {sets} WHERE {where}'  # noqa: S608
-        return self.write(sql, tuple(params)) > 0
+        # Not flushed before the caller goes on (owaction.store.writer): if a server crash
+        # loses it, the row is in flight again and the worker reconciles it.
+        return self.write(sql, tuple(params), durable=False) > 0
 
     def forget_idempotency_key(self, execution_id: str) -> bool:
         """Free an execution's key (it certainly never reached OpenWhisk, so a retry may run)."""

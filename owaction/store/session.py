@@ -527,10 +527,10 @@ class Database:
             cursor.execute(sql, params)
             return cursor.fetchone()
 
-    def write(self, sql: str, params: tuple) -> int:
+    def write(self, sql: str, params: tuple, *, durable: bool = True) -> int:
         """One statement, committed (in a transaction shared with the statements of concurrent
-        callers: ``writer``); the rows it changed."""
-        return self.writer.write(sql, params)
+        callers: ``writer``; ``durable=False`` for a completion, see there); the rows it changed."""
+        return self.writer.write(sql, params, durable=durable)
 
     def write_alone(self, sql: str, params: tuple) -> int:
         """One statement in its own transaction; the rows it changed."""

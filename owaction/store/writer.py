@@ -20,11 +20,21 @@ the other greenlets; PostgreSQL through a pooled session (green under gevent, so
 ``DB_POOL_SIZE`` like every session); SQLite without gevent in the calling thread.
 
 On PostgreSQL a transaction is one statement (data-modifying CTEs, one round trip); on SQLite it
-is ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the writer's connection. One refused statement (a
-duplicate idempotency key) must not fail the others: on SQLite its caller gets the refusal and
-the transaction is written again without it; PostgreSQL does not say which statement it was, so
-each half of the batch is written again on its own, down to the one refused. When the database
-itself fails, each statement is written alone, so each caller gets its own answer.
+is ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the writer's connection. A batch of completions only
+(statements written with ``durable=False``) commits on PostgreSQL without waiting for the WAL
+flush (``synchronous_commit`` off for that transaction): it is visible at once and on disk at
+the next flush, a few milliseconds later under load (any later commit flushes it too) and at most
+three ``wal_writer_delay`` after it when idle. A server crash within that window loses the
+completion and the row is back in flight, which the worker reconciles as after a crash of this
+process between OpenWhisk's answer and the commit. Pending inserts and acceptances are always
+flushed before their caller goes on: OpenWhisk is only called once its pending row is durable.
+SQLite (WAL, ``synchronous=NORMAL``) flushes at checkpoints for every transaction alike.
+
+One refused statement (a duplicate idempotency key) must not fail the others: on SQLite its caller
+gets the refusal and the transaction is written again without it; PostgreSQL does not say which
+statement it was, so each half of the batch is written again on its own, down to the one refused.
+When the database itself fails, each statement is written alone, so each caller gets its own
+answer.
 """
 
 from __future__ import annotations
@@ -53,10 +63,11 @@ STALL_SECONDS = 0.05
 class _Write:
     """One caller's statement and, once written, its outcome."""
 
-    __slots__ = ("sql", "params", "wake", "done", "turn", "queued", "rowcount", "error")
+    __slots__ = ("sql", "params", "durable", "wake", "done", "turn", "queued", "rowcount",
+                 "error")
 
-    def __init__(self, sql: str, params: tuple):
-        self.sql, self.params = sql, params
+    def __init__(self, sql: str, params: tuple, durable: bool = True):
+        self.sql, self.params, self.durable = sql, params, durable
         self.wake = threading.Event()  # set when written, or when a turn is handed to it
         self.done = False
         self.turn = False  # a writer's turn is this caller's to use (set and taken under _lock)
@@ -79,6 +90,12 @@ def _outcome(func, *args) -> tuple[bool, object]:
         return False, func(*args)
     except Exception as exc:  # noqa: BLE001 - re-raised by the caller, in its own greenlet
         return True, exc
+
+
+def _flushed(sql: str, durable: bool) -> str:
+    """PostgreSQL: ``sql`` as a transaction that commits without waiting for the WAL flush
+    unless ``durable``. Sent with it as one query: one implicit transaction, one round trip."""
+    return sql if durable else "SET LOCAL synchronous_commit TO OFF; " + sql
 
 
 class GroupWriter:
@@ -108,12 +125,13 @@ class GroupWriter:
         self.statements = 0
         self.transactions = 0
 
-    def write(self, sql: str, params: tuple) -> int:
-        """Write one statement in the next transaction; the rows it changed, once committed."""
+    def write(self, sql: str, params: tuple, *, durable: bool = True) -> int:
+        """Write one statement in the next transaction; the rows it changed, once committed
+        (``durable=False``: once visible, flushed soon after; see the module docstring)."""
         if not self._migrated:
             self._database.migrate()  # the table must exist before the writer's own connection
             self._migrated = True
-        item = _Write(sql, params)
+        item = _Write(sql, params, durable)
         # Waiting callers look again after a stall: the commit in flight may be stuck.
         recheck = self._stall_seconds if self.writers > 1 else None
         with self._lock:
@@ -209,7 +227,8 @@ class GroupWriter:
         remaining = batch
         while len(remaining) > 1:
             try:
-                counts = self._run(self._transaction, [(i.sql, i.params) for i in remaining])
+                counts = self._run(self._transaction, [(i.sql, i.params) for i in remaining],
+                                   any(i.durable for i in remaining))
             except _Refused as refused:
                 # That statement's caller gets the refusal; the rest go again without it.
                 item = remaining[refused.index]
@@ -231,7 +250,7 @@ class GroupWriter:
             return
         for item in remaining:
             try:
-                item.rowcount = self._run(self._alone, item.sql, item.params)
+                item.rowcount = self._run(self._alone, item.sql, item.params, item.durable)
                 self._count(1)
             except Exception as exc:  # noqa: BLE001 - handed to the caller it belongs to
                 item.error = exc
@@ -249,7 +268,7 @@ class GroupWriter:
 
     # -- the statements ------------------------------------------------------------------------
 
-    def _transaction(self, statements: list[tuple[str, tuple]]) -> list[int]:
+    def _transaction(self, statements: list[tuple[str, tuple]], durable: bool) -> list[int]:
         if self._database.is_postgres:
             # One statement of data-modifying CTEs: atomic, one round trip, a count for each.
             # No two statements of a batch touch the same row (a caller's completion is only
@@ -261,7 +280,7 @@ class GroupWriter:
             counted = ", ".join(f"(SELECT count(*) FROM s{i})"  # noqa: S608 - numbers only
                                 for i in range(len(statements)))
             sql = f"WITH {', '.join(parts)} SELECT {counted}"  # noqa: S608 - the store's own SQL
-            row = self._database.write_returning(sql, tuple(values))
+            row = self._database.write_returning(_flushed(sql, durable), tuple(values))
             counts = [int(n) for n in row]
         else:
             connection = self._connection()
@@ -283,9 +302,9 @@ class GroupWriter:
                 raise
         return counts
 
-    def _alone(self, sql: str, params: tuple) -> int:
+    def _alone(self, sql: str, params: tuple, durable: bool) -> int:
         if self._database.is_postgres:
-            count = self._database.write_alone(sql, params)
+            count = self._database.write_alone(_flushed(sql, durable), params)
         else:
             try:
                 count = self._connection().execute(sql, params).rowcount

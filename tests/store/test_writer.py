@@ -165,6 +165,46 @@ def test_postgres_batches_behind_a_quick_commit_instead_of_starting_another(stor
     assert store.get(finished[1]).status == "pending"
 
 
+
+# Records, in the row it updates, whether its transaction waits for the WAL flush.
+_RECORD_FLUSH_SETTING = (f'UPDATE "{TABLE}" SET error = current_setting(\'synchronous_commit\') '  # noqa: S608
+                         "WHERE execution_id = %s")
+
+
+def test_postgres_flushes_inserts_before_answering_and_lets_completions_flush_later(store,
+                                                                                     db_url):
+    if db_url.startswith("sqlite://"):
+        pytest.skip("SQLite flushes every transaction alike, at checkpoints")
+    store.writer = GroupWriter(store, green=False, stall_seconds=60)  # batches as below
+    rows = [pending(store) for _ in range(8)]
+
+    def write(record, durable: bool) -> threading.Thread:
+        thread = threading.Thread(target=store.write, args=(_RECORD_FLUSH_SETTING,
+                                                            (record.execution_id,)),
+                                  kwargs={"durable": durable})
+        thread.start()
+        return thread
+
+    write(rows[0], False).join(10)  # alone
+    write(rows[1], True).join(10)
+    with table_locked(db_url):
+        threads = [write(rows[2], True)]  # blocked by the lock: the callers below pile up
+        time.sleep(0.3)
+        threads += [write(rows[3], False), write(rows[4], False)]  # the next batch: both
+        time.sleep(0.3)
+    for thread in threads:
+        thread.join(10)
+    with table_locked(db_url):
+        threads = [write(rows[5], True)]
+        time.sleep(0.3)
+        threads += [write(rows[6], False), write(rows[7], True)]  # one durable: all flushed
+        time.sleep(0.3)
+    for thread in threads:
+        thread.join(10)
+    assert [store.get(r.execution_id).error for r in rows] == ["off", "on", "on", "off", "off",
+                                                                "on", "on", "on"]
+
+
 KILLED_WAITER = """
 import json, os, sqlite3, sys
 from gevent import monkey
