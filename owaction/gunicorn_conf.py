@@ -83,6 +83,15 @@ def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)
 
 
+def post_worker_init(worker):
+    # Done before the first request rather than by it: the database, its writer's thread, the
+    # resolver (ServiceCore.warm_up), the token check's code (TokenVerifier.warm_up).
+    state = getattr(worker.wsgi, "extensions", {}).get("owaction")
+    if state is not None:
+        state.service.warm_up()
+        state.verifier.warm_up()
+
+
 def when_ready(server):
     # A SIGHUP with a bad commands or webhooks file must not halt the server.
     from owaction.rest.gunicorn_reload import guard_reload

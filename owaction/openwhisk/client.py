@@ -9,15 +9,18 @@ GETs of the API are retried on connection errors and 502/503/504 with capped, ji
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import functools
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -316,6 +319,15 @@ class OpenWhiskClient:
     def close(self) -> None:
         if self._owns_session:
             self._session.close()
+
+    def warm_up(self) -> None:
+        """Resolve the API host once, as the first call would, at a process's start: under
+        gevent that starts the resolver's threads, so they count in the idle process and the
+        first call does not wait for them. A failure here is the first call's to report."""
+        parts = urlsplit(self.api_host)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with contextlib.suppress(OSError, UnicodeError):
+            socket.getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM)
 
     def __enter__(self) -> OpenWhiskClient:
         return self

@@ -197,6 +197,7 @@ def serve(settings: Settings) -> int:
     from owaction.service import ActionService
 
     service = ActionService.from_settings(settings)
+    service.warm_up()
     # SIGHUP re-reads the commands file (it is also re-read when it changes).
     signal.signal(signal.SIGHUP, lambda *_: service.commands.reload())
     registrar = Registrar(settings, service.commands)

@@ -65,6 +65,14 @@ class ServiceCore:
             webhooks=HookMap(settings.webhooks_file),
         )
 
+    def warm_up(self) -> None:
+        """At a process's start (a gunicorn worker, the gRPC process): open the database and
+        resolve OpenWhisk's host, as the first call would. Never raises."""
+        for part in (self.store, self.client):
+            warm_up = getattr(part, "warm_up", None)
+            if warm_up:
+                warm_up()
+
     def close(self) -> None:
         for part in (self.client, self.store):
             close = getattr(part, "close", None)

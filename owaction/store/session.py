@@ -310,6 +310,17 @@ class Database:
         with self.session():
             pass
 
+    def warm_up(self) -> None:
+        """At a process's start, do what its first call would: open (and migrate) the database
+        and its writer, so that the first call is not slower than the next and the memory they
+        take counts in the idle process. A database that is down is only logged: every call
+        tries again."""
+        try:
+            self.migrate()
+            self.writer.warm_up()
+        except (StoreUnavailable, sqlite3.Error) as exc:
+            log.info("database not opened at start (%s); the first call will try again", exc)
+
     def _ensure_ready(self):
         db = self._db
         if db is not None:

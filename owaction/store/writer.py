@@ -162,6 +162,12 @@ class GroupWriter:
             raise item.error
         return item.rowcount
 
+    def warm_up(self) -> None:
+        """SQLite: start the writer's thread and open its connection now rather than on the
+        first write (PostgreSQL's writer uses pooled sessions)."""
+        if not self._database.is_postgres:
+            self._run(self._connection)
+
     def close(self) -> None:
         """Close the writer's SQLite connection (at shutdown); a later write opens another."""
         connection, self._sqlite = self._sqlite, None
