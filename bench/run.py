@@ -195,7 +195,7 @@ class Bench:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
             "duration_s": args.duration, "levels": args.levels,
-            "throughput": [], "burst": {}, "memory": {},
+            "throughput": [], "burst": {}, "memory": {}, "leak_requests": args.leak_requests,
         }
         self.secret = "b" + secrets.token_urlsafe(64)
 
@@ -482,9 +482,9 @@ class Bench:
         log(f"burst {name}: {result}")
         return result
 
-    def top_up(self, name: str, send) -> None:
-        """Bring the requests a server has handled up to LEAK_REQUESTS."""
-        while self.served.get(name, 0) < self.args.leak_requests:
+    def top_up(self, name: str, goal: int, send) -> None:
+        """Bring the requests a server has handled up to ``goal``."""
+        while self.served.get(name, 0) < goal:
             self.served[name] = self.served.get(name, 0) + send()
 
 
@@ -581,6 +581,17 @@ def run(args: argparse.Namespace) -> int:
                     stack.callback(worker.stop)
                     res["memory"]["worker_idle_mb"] = settled_rss(worker, children_only=False)
                 res["throughput"] += [m.__dict__ for m in bench.interleaved(rest)]
+                for name, _, token, server, base in modules.values():
+                    # Issue 12's "growth over 10,000 requests": start-up to the end of the load
+                    # phase (topped up to LEAK_REQUESTS), before the bursts.
+                    bench.top_up(name, bench.args.leak_requests,
+                                 lambda url=f"{base}/actions/invoke", token=token: bench.wrk(
+                                     url, connections=16, duration=3, body=body,
+                                     token=token)["requests"])
+                    res["memory"][name].update({
+                        "rest_worker_loaded_mb": rss_of(server, children_only=True),
+                        "requests_loaded": bench.served[name],
+                    })
                 if args.profile:
                     res["profile"] = {name: bench.profile(name, server, send)
                                       for name, server, send in rest if name[0] in "CR"}
@@ -599,8 +610,10 @@ def run(args: argparse.Namespace) -> int:
                                                                         children_only=True)
                 for db_name, (name, _, token, server, base) in modules.items():
                     url = f"{base}/actions/invoke"
-                    bench.top_up(name, lambda url=url, token=token: bench.wrk(
-                        url, connections=16, duration=3, body=body, token=token)["requests"])
+                    bench.top_up(name, bench.served[name] + bench.args.leak_requests,
+                                 lambda url=url, token=token: bench.wrk(
+                                     url, connections=16, duration=3, body=body,
+                                     token=token)["requests"])
                     res["memory"][name].update({
                         "rest_worker_after_mb": rss_of(server, children_only=True),
                         "requests": bench.served[name],
@@ -630,6 +643,15 @@ def run(args: argparse.Namespace) -> int:
                     grpc_servers[db_name] = (name, token, server, target)
                     grpc_targets.append((name, server, bench.grpc_step(target, token)))
                 res["throughput"] += [m.__dict__ for m in bench.interleaved(grpc_targets)]
+                for name, token, server, target in grpc_servers.values():
+                    bench.top_up(name, bench.args.leak_requests,
+                                 lambda target=target, token=token: bench.grpc_load(
+                                     target, token, level=16, duration=3,
+                                     warmup=0)["total_requests"])
+                    res["memory"][name].update({
+                        "grpc_process_loaded_mb": rss_of(server, children_only=False),
+                        "requests_loaded": bench.served[name],
+                    })
                 bursts = [("D", lambda: bench.grpc_burst("D", d_server, d_target, "none"))]
                 for db_name, (name, token, server, target) in grpc_servers.items():
                     pg = (pg_admin, pg_name) if db_name == "postgres" else None
@@ -641,8 +663,10 @@ def run(args: argparse.Namespace) -> int:
                     res["memory"][name]["grpc_process_warm_mb"] = rss_of(server,
                                                                          children_only=False)
                 for name, token, server, target in grpc_servers.values():
-                    bench.top_up(name, lambda target=target, token=token: bench.grpc_load(
-                        target, token, level=16, duration=3, warmup=0)["total_requests"])
+                    bench.top_up(name, bench.served[name] + bench.args.leak_requests,
+                                 lambda target=target, token=token: bench.grpc_load(
+                                     target, token, level=16, duration=3,
+                                     warmup=0)["total_requests"])
                     res["memory"][name].update({
                         "grpc_process_after_mb": rss_of(server, children_only=False),
                         "requests": bench.served[name],
@@ -740,15 +764,22 @@ def targets(res: dict) -> list[dict[str, Any]]:
         if name in mem:
             idle, after = mem[name][idle_key], mem[name][after_key]
             add(f"{name} idle RSS <= {TARGET_IDLE_RSS_MB:g} MB", idle, idle <= TARGET_IDLE_RSS_MB)
-            growth = (after - idle) / idle if idle else 0
-            add(f"{name} RSS growth, start-up to {mem[name]['requests']} requests < 10 %",
+            loaded = mem[name][idle_key.replace("idle", "loaded")]
+            growth = (loaded - idle) / idle if idle else 0
+            add(f"{name} RSS growth over its first {mem[name]['requests_loaded']} requests "
+                "(start-up to the end of the load phase, 16 and 64 callers) < 10 %",
                 f"{growth * 100:+.1f} %", growth < TARGET_RSS_GROWTH)
-            # Pools, caches, threads and the burst's peak fill the heap first; what grows after
-            # that, over the remaining requests, is what a leak would look like.
+            # The bursts (1000 REST calls, 64 gRPC calls at once) raise the heap to their peak
+            # concurrency, and it is not handed back: shown, not a target.
+            growth = (after - idle) / idle if idle else 0
+            add(f"{name} RSS after the bursts and {mem[name]['requests']} requests, over "
+                "start-up (the bursts' peak; not a target)", f"{growth * 100:+.1f} %", None)
+            # What grows after that peak, over LEAK_REQUESTS more, is what a leak would look
+            # like.
             warm = mem[name][idle_key.replace("idle", "warm")]
             growth = (after - warm) / warm if warm else 0
-            add(f"{name} RSS growth, warm to {mem[name]['requests']} requests < 10 % "
-                "(leak check)", f"{growth * 100:+.1f} %", growth < TARGET_RSS_GROWTH)
+            add(f"{name} RSS growth, after the bursts to {res['leak_requests']} requests later "
+                "< 10 % (leak check)", f"{growth * 100:+.1f} %", growth < TARGET_RSS_GROWTH)
     if "worker_idle_mb" in mem:
         idle = mem["worker_idle_mb"]
         add(f"worker idle RSS <= {TARGET_IDLE_RSS_MB:g} MB", idle, idle <= TARGET_IDLE_RSS_MB)
