@@ -482,10 +482,18 @@ class Bench:
         log(f"burst {name}: {result}")
         return result
 
-    def top_up(self, name: str, goal: int, send) -> None:
-        """Bring the requests a server has handled up to ``goal``."""
+    def _top_up(self, name: str, goal: int, send: Callable[[], int]) -> None:
+        """Bring the requests a server has handled up to ``goal``; ``send`` serves some."""
         while self.served.get(name, 0) < goal:
             self.served[name] = self.served.get(name, 0) + send()
+
+    def rest_top_up(self, name: str, goal: int, url: str, token: str, body: str) -> None:
+        self._top_up(name, goal, lambda: self.wrk(url, connections=16, duration=3, body=body,
+                                                  token=token)["requests"])
+
+    def grpc_top_up(self, name: str, goal: int, target: str, token: str) -> None:
+        self._top_up(name, goal, lambda: self.grpc_load(target, token, level=16, duration=3,
+                                                        warmup=0)["total_requests"])
 
 
 def rss_of(server: Server, *, children_only: bool) -> float:
@@ -584,10 +592,8 @@ def run(args: argparse.Namespace) -> int:
                 for name, _, token, server, base in modules.values():
                     # Issue 12's "growth over 10,000 requests": start-up to the end of the load
                     # phase (topped up to LEAK_REQUESTS), before the bursts.
-                    bench.top_up(name, bench.args.leak_requests,
-                                 lambda url=f"{base}/actions/invoke", token=token: bench.wrk(
-                                     url, connections=16, duration=3, body=body,
-                                     token=token)["requests"])
+                    bench.rest_top_up(name, bench.args.leak_requests, f"{base}/actions/invoke",
+                                      token, body)
                     res["memory"][name].update({
                         "rest_worker_loaded_mb": rss_of(server, children_only=True),
                         "requests_loaded": bench.served[name],
@@ -609,11 +615,8 @@ def run(args: argparse.Namespace) -> int:
                     res["memory"][name]["rest_worker_warm_mb"] = rss_of(server,
                                                                         children_only=True)
                 for db_name, (name, _, token, server, base) in modules.items():
-                    url = f"{base}/actions/invoke"
-                    bench.top_up(name, bench.served[name] + bench.args.leak_requests,
-                                 lambda url=url, token=token: bench.wrk(
-                                     url, connections=16, duration=3, body=body,
-                                     token=token)["requests"])
+                    bench.rest_top_up(name, bench.served[name] + bench.args.leak_requests,
+                                      f"{base}/actions/invoke", token, body)
                     res["memory"][name].update({
                         "rest_worker_after_mb": rss_of(server, children_only=True),
                         "requests": bench.served[name],
@@ -644,10 +647,7 @@ def run(args: argparse.Namespace) -> int:
                     grpc_targets.append((name, server, bench.grpc_step(target, token)))
                 res["throughput"] += [m.__dict__ for m in bench.interleaved(grpc_targets)]
                 for name, token, server, target in grpc_servers.values():
-                    bench.top_up(name, bench.args.leak_requests,
-                                 lambda target=target, token=token: bench.grpc_load(
-                                     target, token, level=16, duration=3,
-                                     warmup=0)["total_requests"])
+                    bench.grpc_top_up(name, bench.args.leak_requests, target, token)
                     res["memory"][name].update({
                         "grpc_process_loaded_mb": rss_of(server, children_only=False),
                         "requests_loaded": bench.served[name],
@@ -663,10 +663,8 @@ def run(args: argparse.Namespace) -> int:
                     res["memory"][name]["grpc_process_warm_mb"] = rss_of(server,
                                                                          children_only=False)
                 for name, token, server, target in grpc_servers.values():
-                    bench.top_up(name, bench.served[name] + bench.args.leak_requests,
-                                 lambda target=target, token=token: bench.grpc_load(
-                                     target, token, level=16, duration=3,
-                                     warmup=0)["total_requests"])
+                    bench.grpc_top_up(name, bench.served[name] + bench.args.leak_requests,
+                                      target, token)
                     res["memory"][name].update({
                         "grpc_process_after_mb": rss_of(server, children_only=False),
                         "requests": bench.served[name],
@@ -755,6 +753,7 @@ def targets(res: dict) -> list[dict[str, Any]]:
             add(f"{name} burst DB connections per process <= DB_POOL_SIZE ({DB_POOL_SIZE})",
                 peak, peak <= DB_POOL_SIZE)
     mem = res["memory"]
+    callers = " and ".join(str(level) for level in res["levels"])
     for name, idle_key, after_key in (
         ("C-sqlite", "rest_worker_idle_mb", "rest_worker_after_mb"),
         ("C-postgres", "rest_worker_idle_mb", "rest_worker_after_mb"),
@@ -767,7 +766,7 @@ def targets(res: dict) -> list[dict[str, Any]]:
             loaded = mem[name][idle_key.replace("idle", "loaded")]
             growth = (loaded - idle) / idle if idle else 0
             add(f"{name} RSS growth over its first {mem[name]['requests_loaded']} requests "
-                "(start-up to the end of the load phase, 16 and 64 callers) < 10 %",
+                f"(start-up to the end of the load phase, {callers} callers) < 10 %",
                 f"{growth * 100:+.1f} %", growth < TARGET_RSS_GROWTH)
             # The bursts (1000 REST calls, 64 gRPC calls at once) raise the heap to their peak
             # concurrency, and it is not handed back: shown, not a target.
