@@ -50,6 +50,34 @@ IDLE_CHECK_SECONDS = 5.0
 _PG_MIGRATION_LOCK = 0x6F77616374696F6E & 0x7FFFFFFFFFFFFFFF
 
 
+# PyDAL names each adapter's per-thread connection and cursor slots after the adapter and the
+# process, and computes the names (a getpid system call each) on every access: 14 times per
+# statement. The process id only changes in a forked child, so it is kept and renewed there.
+_PID = os.getpid()
+
+
+def _renew_pid() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_renew_pid)
+_KEPT_NAMES: dict[type, type] = {}
+
+
+def _keep_slot_names(adapter) -> None:
+    """Give ``adapter`` slot names made from the kept process id (the same names otherwise)."""
+    base = type(adapter)
+    named = _KEPT_NAMES.get(base)
+    if named is None:
+        named = type(base.__name__, (base,), {
+            "_connection_uname_": property(lambda self: f"_pydal_connection_{id(self)}_{_PID}"),
+            "_cursors_uname_": property(lambda self: f"_pydal_cursor_{id(self)}_{_PID}"),
+        })
+        _KEPT_NAMES[base] = named
+    adapter.__class__ = named
+
+
 def normalise_url(url: str) -> str:
     for prefix in ("postgresql+psycopg2://", "postgresql://"):
         if url.startswith(prefix):
@@ -275,6 +303,7 @@ class Database:
         )
         # _check_out tests idle connections itself; PyDAL would ping before every use.
         db._adapter.check_active_connection = False
+        _keep_slot_names(db._adapter)
         return db
 
     def _has_password(self) -> bool:

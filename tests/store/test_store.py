@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import re
 import threading
 
@@ -377,3 +378,26 @@ def test_repr_does_not_show_the_url(db_url, make_store):
 def test_the_record_has_exactly_the_tables_columns_in_order():
     assert [name for name, _, _ in schema.COLUMNS] == [
         f for f in ExecutionRecord.__dataclass_fields__]
+
+
+def test_a_forked_child_never_uses_its_parents_connection(store):
+    """PyDAL keys a thread's connection by process; the store keeps that key without asking the
+    OS on every access, and a forked child (a gunicorn worker) still gets keys of its own."""
+    first = pending(store)
+    adapter = store._db._adapter
+    parent_slot = adapter._connection_uname_
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.close(read)
+        ok = (adapter._connection_uname_ != parent_slot
+              and str(os.getpid()) in adapter._connection_uname_)
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.waitpid(child, 0)
+    assert answer == b"1"
+    assert parent_slot.endswith(f"_{os.getpid()}")
+    assert store.get(first.execution_id) == first
