@@ -325,9 +325,11 @@ class OpenWhiskClient:
         gevent that starts the resolver's threads, so they count in the idle process and the
         first call does not wait for them. A failure here is the first call's to report."""
         parts = urlsplit(self.api_host)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        with contextlib.suppress(OSError, UnicodeError):
-            socket.getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM)
+        if not parts.hostname:
+            return
+        with contextlib.suppress(OSError, UnicodeError, ValueError):  # ValueError: a bad port
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
 
     def __enter__(self) -> OpenWhiskClient:
         return self

@@ -92,6 +92,13 @@ def _outcome(func, *args) -> tuple[bool, object]:
         return True, exc
 
 
+def _one_row_insert(sql: str) -> bool:
+    """``INSERT INTO t (...) VALUES (%s, ..., %s)``: a statement whose rows can be joined."""
+    head, values, row = sql.rpartition(" VALUES ")
+    return (head.startswith("INSERT INTO ") and bool(values) and row.startswith("(")
+            and row.endswith(")") and not row[1:-1].replace("%s", "").replace(",", "").strip())
+
+
 def _flushed(sql: str, durable: bool) -> str:
     """PostgreSQL: ``sql`` as a transaction that commits without waiting for the WAL flush
     unless ``durable``. Sent with it as one query: one implicit transaction, one round trip."""
@@ -132,8 +139,10 @@ class GroupWriter:
             self._database.migrate()  # the table must exist before the writer's own connection
             self._migrated = True
         item = _Write(sql, params, durable)
-        # Waiting callers look again after a stall: the commit in flight may be stuck.
-        recheck = self._stall_seconds if self.writers > 1 else None
+        # Waiting callers look again after a stall: the commit in flight may be stuck. (With no
+        # stall time every arrival is offered a free turn at once, so there is nothing to
+        # look again for.)
+        recheck = self._stall_seconds if self.writers > 1 and self._stall_seconds > 0 else None
         with self._lock:
             self._queue.append(item)
             self._offer_turn(item)
@@ -309,8 +318,7 @@ class GroupWriter:
         """
         groups: dict[str, list[int]] = {}  # statement text -> the indexes written by it
         for index, (sql, _) in enumerate(statements):
-            key = sql if sql.startswith("INSERT ") and sql.endswith(")") else f"#{index}"
-            groups.setdefault(key, []).append(index)
+            groups.setdefault(sql if _one_row_insert(sql) else f"#{index}", []).append(index)
         parts, values, members = [], [], []
         for indexes in groups.values():
             sql = statements[indexes[0]][0]
