@@ -35,7 +35,10 @@ _AAA = logging.getLogger(AAA_LOGGER)
 EVENT_TYPES = ("AUTH", "AUTHZ", "AUDIT", "ERROR", "SYSTEM")
 FILE_MAX_BYTES = 10 * 1024 * 1024
 FILE_BACKUPS = 5
-_BARE_VALUE = re.compile(r"\A[^\s\"=\\]+\Z")
+# Bare only when nothing in it could break the line or a terminal showing it: no space, quote,
+# equals sign, backslash or control character (a NUL or an escape in a request path, say).
+_BARE_VALUE = re.compile(r"\A[^\s\"=\\\x00-\x1f\x7f-\x9f]+\Z")
+_C1 = re.compile(r"[\x7f-\x9f]")
 
 # A line of this format, for tests and log shippers.
 _VALUE = r"(\"(?:[^\"\\]|\\.)*\"|[^\s\"]+)"
@@ -53,7 +56,8 @@ def quote(value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if _BARE_VALUE.match(text):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    # JSON escapes C0 controls; DEL and the C1 controls are escaped the same way here.
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
 def _fields(record: logging.LogRecord) -> tuple[str, str, str, str, str, dict[str, Any]]:

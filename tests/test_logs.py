@@ -107,6 +107,9 @@ def test_syslog_receives_the_same_line(tmp_path, restore_logging):
 @pytest.mark.parametrize(("value", "shown"), [
     (None, "-"), ("", "-"), ("plain", "plain"), ("two words", '"two words"'),
     ("a=b", '"a=b"'), (5, "5"),
+    # Control characters never reach a line raw: a path with a NUL or a terminal escape.
+    ("/api/v1/executions/abc\x00def", '"/api/v1/executions/abc\\u0000def"'),
+    ("a\x1b[31mb", '"a\\u001b[31mb"'), ("a\x7fb", '"a\\u007fb"'),
 ])
 def test_quote(value, shown):
     assert quote(value) == shown
