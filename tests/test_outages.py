@@ -304,6 +304,9 @@ def test_kill_9_mid_invocation_leaves_no_execution_unresolved_after_the_worker(
                 blocking = [pool.submit(server.blocking, {"ms": 3000, "b": i}) for i in range(3)]
                 assert wait_for(lambda: len([r for r in rows(database_url)
                                                if r["status"] == "pending"]) == 3, timeout=15)
+                # A pending row is committed just before its call goes out: give the calls a
+                # moment to reach OpenWhisk, so the kill lands mid-invocation (they run 3 s).
+                time.sleep(0.5)
                 server.kill()
                 for future in blocking:
                     with pytest.raises((requests.ConnectionError, grpc.RpcError)):
