@@ -466,7 +466,17 @@ class OpenWhiskClient:
             raise InvalidRequest(f"{what}: the request cannot be sent as given: {exc}") from None
 
     def _prepared_url(self, url: str, params) -> str:
-        """``url`` with ``params`` as requests encodes them, remembered for the next call."""
+        """``url`` with ``params`` as requests encodes them, remembered for the next call.
+
+        The blocking wait (``timeout``, last) follows each caller's deadline, so it differs from
+        call to call: the rest is remembered and the wait appended (digits need no encoding);
+        otherwise every call with a deadline would miss and prepare its URL again."""
+        if params and next(reversed(params)) == "timeout":
+            wait = params["timeout"]
+            if isinstance(wait, str) and wait.isascii() and wait.isdigit():
+                rest = {name: value for name, value in params.items() if name != "timeout"}
+                head = self._prepared_url(url, rest)
+                return f"{head}{'&' if '?' in head else '?'}timeout={wait}"
         key = (url, tuple(params.items())) if params else url
         try:
             found = self._urls.get(key)

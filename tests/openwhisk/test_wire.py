@@ -8,6 +8,7 @@ import json
 import logging
 
 import pytest
+import requests
 
 from owaction.config import GUEST_AUTH_KEY
 from owaction.openwhisk import ActionResult, InvalidName
@@ -150,6 +151,24 @@ def test_a_deadline_bounds_the_blocking_wait_asked_of_openwhisk(make_client, rec
     client.invoke_action("hello", result=True, timeout_ms=1000, read_timeout=30.0)
     assert recorder.requests[0]["path"].endswith("timeout=1750")
     assert recorder.requests[1]["path"].endswith("timeout=1000")
+
+
+def test_urls_with_a_different_wait_each_are_encoded_as_requests_encodes_them(make_client,
+                                                                              recorder):
+    # The part before the wait is remembered across calls; the whole must not change.
+    recorder.headers = {"x-openwhisk-activation-id": "e" * 32}
+    client = make_client(api_host=recorder.url, blocking_wait_ms=60000)
+    for read_timeout in (2.0, 3.5, 2.0):
+        client.invoke_action("pkg/a b", {"x": 1}, read_timeout=read_timeout)
+    recorder.status, recorder.body = 202, {"activationId": "e" * 32}
+    client.invoke_action_async("pkg/a b")
+    expected = [requests.Request("POST", recorder.url + "/api/v1/namespaces/guest/actions/"
+                                 "pkg/a%20b", params=params).prepare().path_url
+                for params in ({"blocking": "true", "result": "false", "timeout": "1750"},
+                               {"blocking": "true", "result": "false", "timeout": "3250"},
+                               {"blocking": "true", "result": "false", "timeout": "1750"},
+                               {"blocking": "false", "result": "false"})]
+    assert [sent["path"] for sent in recorder.requests] == expected
 
 
 def test_web_action_get_sends_payload_as_query_and_no_body(make_client, recorder):
