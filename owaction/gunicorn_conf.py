@@ -32,7 +32,8 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 wsgi_app = "owaction.rest.wsgi:app"
 bind = f"{_settings.bind_host}:{_settings.rest_port}"
-worker_class = "gevent"
+# gevent's worker, answering the requests gunicorn itself refuses in JSON, like every error.
+worker_class = "owaction.rest.gunicorn_worker.JSONErrorsGeventWorker"
 workers = _settings.web_workers
 worker_connections = _settings.web_worker_connections
 keepalive = _settings.web_keepalive
