@@ -37,7 +37,7 @@ lint: $(STAMP)  ## ruff only
 proto: $(STAMP)  ## regenerate the gRPC code from proto/openwhisk_action.proto
 	$(BIN)/python -m owaction.rpc.codegen
 
-bench: $(STAMP)  ## benchmarks (about 6 minutes; PROFILE=1 adds py-spy's top functions)
+bench: $(STAMP)  ## benchmarks (about 7 minutes; PROFILE=1 adds py-spy's top functions)
 	$(BIN)/python -m bench.run $(if $(PROFILE),--profile)
 
 soak: $(STAMP)  ## a 2-minute mixed soak with faults
