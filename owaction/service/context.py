@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from dataclasses import dataclass
 
 from owaction import errors
+from owaction.ids import new_id
 
 MAX_CALLBACK_URL = 2048
 
@@ -24,7 +24,7 @@ _TRACEPARENT = re.compile(r"\A[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2
 
 def sane_request_id(given: str | None) -> str:
     """A caller's request id when it is safe to log and pass on to OpenWhisk, else a new one."""
-    return given if given and _REQUEST_ID.match(given) else secrets.token_hex(16)
+    return given if given and _REQUEST_ID.match(given) else new_id()
 
 
 @dataclass(frozen=True)

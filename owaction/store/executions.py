@@ -1,7 +1,8 @@
 """Executions: record, accept and complete them; read, find and page through them.
 
-``execution_id`` is ``secrets.token_hex(16)``: 128 random bits from the OS CSPRNG, so ids are
-unique in practice (and the unique index enforces it) and cannot be guessed from one another.
+``execution_id`` is ``owaction.ids.new_id()``: time-ordered, with 80 random bits from the OS
+CSPRNG, so ids are unique in practice (and the unique index enforces it) and cannot be guessed
+from one another.
 Raw SQL here interpolates only constants (the table name, column and status names); every value
 travels as a placeholder.
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import secrets
 from typing import Any
 
 from owaction.errors import InvalidInput
+from owaction.ids import new_id
 from owaction.store import values
 from owaction.store.errors import DuplicateIdempotencyKey
 from owaction.store.records import (
@@ -102,7 +103,7 @@ class Executions(Database):
             raise ValueError(f"unknown action_type {action_type!r}")
         now = values.now()
         fields = {
-            "execution_id": secrets.token_hex(16),
+            "execution_id": new_id(),
             "namespace": namespace,
             "action_name": action_name,
             "action_type": action_type,
