@@ -53,16 +53,25 @@ COLUMNS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 INSERT_COLUMNS = tuple(name for name, _, _ in COLUMNS
                        if not name.startswith("callback_") or name == "callback_url")
 
-# (index name, columns, unique). PyDAL's create_index has no IF NOT EXISTS, and indexes must be
-# created idempotently by every process that starts, so these are issued as guarded statements.
+# The rows that still owe their caller a callback (a URL, neither delivered nor given up). The
+# worker's outbox polls only these (owaction.store.outbox), whatever the size of the table; its
+# query holds these same terms, since SQLite uses a partial index only for a query whose WHERE
+# contains the index's own.
+OWED_CALLBACK = ("callback_url IS NOT NULL"
+                 " AND (callback_state IS NULL OR callback_state = 'pending')")
+
+# (index name, columns, unique, partial index's WHERE). PyDAL's create_index has no IF NOT EXISTS,
+# and indexes must be created idempotently by every process that starts, so these are issued as
+# guarded statements.
 INDEXES = (
-    ("ux_owae_execution_id", ("execution_id",), True),
-    ("ux_owae_caller_idempotency", ("caller", "idempotency_key"), True),
-    ("ix_owae_activation_id", ("activation_id",), False),
-    ("ix_owae_action_created", ("action_name", "created_at"), False),
-    ("ix_owae_status", ("status",), False),
-    ("ix_owae_created_at", ("created_at",), False),
-    ("ix_owae_source_request", ("source", "request_id"), False),
+    ("ux_owae_execution_id", ("execution_id",), True, None),
+    ("ux_owae_caller_idempotency", ("caller", "idempotency_key"), True, None),
+    ("ix_owae_activation_id", ("activation_id",), False, None),
+    ("ix_owae_action_created", ("action_name", "created_at"), False, None),
+    ("ix_owae_status", ("status",), False, None),
+    ("ix_owae_created_at", ("created_at",), False, None),
+    ("ix_owae_source_request", ("source", "request_id"), False, None),
+    ("ix_owae_callbacks_owed", ("id",), False, OWED_CALLBACK),
 )
 
 
@@ -91,10 +100,11 @@ def migrate(database: Database, db) -> None:
         with database.scratch_dal() as scratch:
             define(scratch, migrate=True, fake_migrate=True, only=existing)
     define(db, migrate=True)
-    for name, columns, unique in INDEXES:
+    for name, columns, unique, where in INDEXES:
         cols = ", ".join(f'"{c}"' for c in columns)
         kind = "UNIQUE INDEX" if unique else "INDEX"
-        db.executesql(f'CREATE {kind} IF NOT EXISTS "{name}" ON "{TABLE}" ({cols})')
+        partial = f" WHERE {where}" if where else ""
+        db.executesql(f'CREATE {kind} IF NOT EXISTS "{name}" ON "{TABLE}" ({cols}){partial}')
 
 
 def existing_columns(database: Database, db) -> set[str]:
