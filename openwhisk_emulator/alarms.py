@@ -261,8 +261,6 @@ class AlarmProvider:
         changes: dict[str, Any] = {}
         if params.get("trigger_payload"):
             changes["payload"] = _payload(params["trigger_payload"])
-        if "active" in params:
-            changes["active"] = bool(params["active"])
         if alarm.date is not None:
             if params.get("date"):
                 _check_date(params["date"], "date")
@@ -290,8 +288,9 @@ class AlarmProvider:
         self._cancel(alarm)
         for name, value in changes.items():
             setattr(alarm, name, value)
+        # As the provider's updateTrigger: an updated alarm is active again, whatever stopped it.
+        alarm.active, alarm.reason = True, None
         alarm.changed = int(time.time() * 1000)
-        alarm.reason = None if alarm.active else {"kind": "USER", "message": "paused"}
         self._schedule(alarm)
         return {"status": "success"}
 

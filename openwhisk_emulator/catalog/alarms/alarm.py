@@ -1,9 +1,10 @@
 """The feed action of ``/whisk.system/alarms`` (``alarm``, ``once`` and ``interval``).
 
-OpenWhisk's feed protocol: invoked with ``lifecycleEvent`` (CREATE, READ, UPDATE, DELETE, PAUSE,
-UNPAUSE), ``triggerName`` ("/ns/name") and the caller's ``authKey``; it registers the schedule
-with the provider, which then fires the trigger with ``trigger_payload``. Which feed this is comes
-from the action's own name.
+OpenWhisk's feed protocol: invoked with ``lifecycleEvent`` (CREATE, READ, UPDATE or DELETE,
+exactly so: the alarms package refuses any other, PAUSE and UNPAUSE of the generic protocol
+included, and a missing one), ``triggerName`` ("/ns/name") and the caller's ``authKey``; it
+registers the schedule with the provider, which then fires the trigger with ``trigger_payload``.
+Which feed this is comes from the action's own name.
 """
 
 import base64
@@ -14,8 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-METHODS = {"CREATE": "POST", "READ": "GET", "UPDATE": "PUT", "DELETE": "DELETE",
-           "PAUSE": "PUT", "UNPAUSE": "PUT"}
+METHODS = {"CREATE": "POST", "READ": "GET", "UPDATE": "PUT", "DELETE": "DELETE"}
 # What the feed protocol adds that the provider has no use for.
 PROTOCOL_ONLY = ("lifecycleEvent", "authKey")
 
@@ -47,10 +47,10 @@ def provider_request(method, params, auth_key):
 
 
 def main(args):
-    event = str(args.get("lifecycleEvent") or "CREATE").upper()
-    method = METHODS.get(event)
+    event = args.get("lifecycleEvent")
+    method = METHODS.get(event) if isinstance(event, str) else None
     if method is None:
-        return {"error": f"unsupported lifecycleEvent '{event}'"}
+        return {"error": "unsupported lifecycleEvent"}
     auth_key = args.get("authKey")
     if not isinstance(auth_key, str) or not auth_key:
         return {"error": "no authKey parameter was provided"}
@@ -63,8 +63,6 @@ def main(args):
         params["fireOnce"] = True
     elif event == "CREATE" and feed == "interval":
         params["isInterval"] = True
-    if event in ("PAUSE", "UNPAUSE"):
-        params = {"triggerName": args["triggerName"], "active": event == "UNPAUSE"}
     status, body = provider_request(method, params, auth_key)
     if status == 200:
         return body
