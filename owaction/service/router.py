@@ -111,11 +111,16 @@ class RouterCommands(Pipeline):
         replay answers exactly what the first request answered."""
         command = ((record.payload or {}).get("trigger") or {}).get("command") or found.command
         finished = record.completed_at or record.updated_at or record.created_at
+        # The record keeps its times to the second, which would make every quick command take 0
+        # or 1000 ms: when the action ran, its processing time is the duration OpenWhisk measured
+        # (kept in the record, so a replay says the same).
+        took = record.duration_ms
+        if took is None:
+            took = max(0, int((finished - record.created_at).total_seconds() * 1000))
         base = {
             "execution_id": record.execution_id,
             "session_id": (record.payload or {}).get("session_id", record.request_id or ""),
-            "processing_time_ms": max(0, int(
-                (finished - record.created_at).total_seconds() * 1000)),
+            "processing_time_ms": took,
             "timestamp": finished.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         }
         if record.status == SUCCEEDED:
