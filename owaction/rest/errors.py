@@ -61,9 +61,17 @@ def _service_error(exc: ServiceError):
                           headers=headers)
 
 
+def http_error_body(status: int, name: str, message: str, rid: str | None) -> dict:
+    """The body of an error answered below the service (werkzeug's routing and limits, gunicorn's
+    parser, ``owaction.rest.gunicorn_worker``): a 500 says no more than any other."""
+    if status == 500:
+        return ServiceError("internal error").to_body(rid)
+    code = _HTTP_CODES.get(status) or name.lower().replace(" ", "_")
+    return ServiceError(message, code=code).to_body(rid)
+
+
 def _http_error(exc: HTTPException):
     status = exc.code or 500
-    code = _HTTP_CODES.get(status, (exc.name or "error").lower().replace(" ", "_"))
     message = {
         404: "no such endpoint",
         405: "method not allowed on this endpoint",
@@ -74,15 +82,13 @@ def _http_error(exc: HTTPException):
         allowed = getattr(exc, "valid_methods", None)
         if allowed:
             headers["Allow"] = ", ".join(allowed)
-    body = {"error": {"code": code, "message": message}, "request_id": request_id()}
+    body = http_error_body(status, exc.name or "error", message, request_id())
     return error_response(status, body, headers=headers)
 
 
 def _unexpected(exc: Exception):
     log.exception("unhandled error in request %s", request_id())
-    body = {"error": {"code": "internal_error", "message": "internal error"},
-            "request_id": request_id()}
-    return error_response(500, body)
+    return error_response(500, http_error_body(500, "Internal Server Error", "", request_id()))
 
 
 def register(app: Flask) -> None:

@@ -13,12 +13,10 @@ import json
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
+from owaction.ids import new_id
 from owaction.rest.api import REQUEST_ID_HEADER
-from owaction.service.context import sane_request_id
+from owaction.rest.errors import http_error_body
 
-# The status of a request that never reached Flask -> our machine code; others are named after
-# gunicorn's reason ("URI Too Long" -> "uri_too_long").
-_CODES = {400: "invalid_request", 500: "internal_error"}
 # gunicorn's reason quotes the caller's request line or header name: enough to find the fault.
 _MESSAGE_CHARS = 200
 
@@ -50,13 +48,12 @@ def _status(page: bytes) -> tuple[int, str] | None:
 
 def json_error(status: int, reason: str, detail: str) -> bytes:
     """A complete HTTP response for a request gunicorn refused; the connection closes after."""
-    code = _CODES.get(status) or reason.lower().replace(" ", "_")
-    message = (f"{reason.lower()}: {detail}" if status < 500 and detail else reason.lower())
+    message = f"{reason.lower()}: {detail}" if detail else reason.lower()
     if len(message) > _MESSAGE_CHARS:
         message = message[:_MESSAGE_CHARS - 3] + "..."
-    # The request was not read far enough to trust a caller's id: a new one, as for any error.
-    rid = sane_request_id(None)
-    body = json.dumps({"error": {"code": code, "message": message}, "request_id": rid})
+    # The request was not read far enough to trust a caller's id: a new one.
+    rid = new_id()
+    body = json.dumps(http_error_body(status, reason, message, rid))
     return (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             f"{REQUEST_ID_HEADER}: {rid}\r\n\r\n{body}").encode("latin-1")
@@ -72,7 +69,7 @@ class JSONErrorsGeventWorker(GeventWorker):
         if found is None:
             reply = kept.data  # not a response line we know: send gunicorn's own as it was
         else:
-            reply = json_error(*found, str(exc) if found[0] < 500 else "")
+            reply = json_error(*found, str(exc))
         try:
             util.write_nonblock(client, reply)
         except Exception:  # noqa: BLE001 - the caller went away: nothing left to tell it
