@@ -6,7 +6,7 @@ import datetime as dt
 
 from owaction.store import values
 from owaction.store.records import IN_FLIGHT, ExecutionRecord, from_row
-from owaction.store.schema import TABLE
+from owaction.store.schema import OWED_CALLBACK, TABLE
 from owaction.store.session import Database
 
 
@@ -14,16 +14,18 @@ class CallbackOutbox(Database):
     """Due callbacks are claimed so one deliverer sends each; outcomes are recorded."""
 
     @staticmethod
-    def due_query(t, now: dt.datetime):
-        """The final executions whose callback is due at ``now``: ``schema.OWED_CALLBACK``'s
-        terms, which its partial index holds, then the execution's end and the retry time.
+    def due(db, now: dt.datetime):
+        """The set of final executions whose callback is due at ``now``: ``OWED_CALLBACK`` (the
+        very text of its partial index, which SQLite needs to see to use it), then the
+        execution's end and the retry time.
 
         "Final" is written as "not in flight": a status the index on status could serve would
         lead SQLite's planner (it keeps no statistics) to read every final row through that
         index instead of the few owed callbacks."""
-        return ((t.callback_url != None) & ~t.status.belongs(IN_FLIGHT)  # noqa: E711
-                & ((t.callback_state == None) | (t.callback_state == "pending"))  # noqa: E711
-                & ((t.callback_next_at == None) | (t.callback_next_at <= now)))  # noqa: E711
+        t = db[TABLE]
+        return db(~t.status.belongs(IN_FLIGHT)
+                  & ((t.callback_next_at == None) | (t.callback_next_at <= now)))(  # noqa: E711
+            OWED_CALLBACK)
 
     def due_callbacks(self, *, limit: int = 50, claim_seconds: float = 60) -> list[ExecutionRecord]:
         """Final executions whose callback is due, each claimed so one deliverer sends it."""
@@ -31,7 +33,7 @@ class CallbackOutbox(Database):
         claimed = []
         with self.session() as db:
             t = db[TABLE]
-            for row in db(self.due_query(t, now)).select(orderby=t.id, limitby=(0, limit)):
+            for row in self.due(db, now).select(orderby=t.id, limitby=(0, limit)):
                 # A conditional update is the claim: another deliverer that read the same row
                 # updates nothing.
                 taken = db((t.id == row.id) & (

@@ -55,8 +55,8 @@ INSERT_COLUMNS = tuple(name for name, _, _ in COLUMNS
 
 # The rows that still owe their caller a callback (a URL, neither delivered nor given up). The
 # worker's outbox polls only these (owaction.store.outbox), whatever the size of the table; its
-# query holds these same terms, since SQLite uses a partial index only for a query whose WHERE
-# contains the index's own.
+# query uses this text as it is, since SQLite uses a partial index only for a query whose WHERE
+# contains the index's own terms.
 OWED_CALLBACK = ("callback_url IS NOT NULL"
                  " AND (callback_state IS NULL OR callback_state = 'pending')")
 

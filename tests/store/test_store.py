@@ -423,7 +423,7 @@ def test_the_outbox_poll_reads_its_partial_index_not_the_table(store):
     # with the table (8.7 ms at 20,000 rows on PostgreSQL, 0.03 ms through the index).
     with store.session() as db:
         t = db[TABLE]
-        sql = db(store.due_query(t, values.now()))._select(orderby=t.id, limitby=(0, 50))
+        sql = store.due(db, values.now())._select(orderby=t.id, limitby=(0, 50))
         if store.is_postgres:
             db.executesql("SET LOCAL enable_seqscan = off")  # a tiny table is cheaper to scan
             plan = " ".join(r[0] for r in db.executesql("EXPLAIN " + sql))
