@@ -379,6 +379,7 @@ class OpenWhiskClient:
         *,
         what: str,
         params: dict[str, Any] | None = None,
+        wait_ms: int | None = None,
         json_body: Any = None,
         request_id: str | None = None,
         headers: dict[str, str] | None = None,
@@ -393,10 +394,11 @@ class OpenWhiskClient:
         Retries a connection refused before anything was sent, for any method, and (when
         ``idempotent``) dropped connections, timeouts and 502/503/504, within the read timeout
         the caller gave. ``send_key`` False sends no credentials; ``guarded`` False keeps the
-        call outside the circuit breaker (neither refused by it nor counted).
+        call outside the circuit breaker (neither refused by it nor counted). ``wait_ms`` is a
+        blocking invoke's wait (OpenWhisk's ``timeout``), last in the query.
         """
         prepared = self._prepare(method, self.api_host + path, what=what, params=params,
-                                 json_body=json_body,
+                                 wait_ms=wait_ms, json_body=json_body,
                                  headers=self._headers(request_id, headers), send_key=send_key)
         deadline = None if read_timeout is None else time.monotonic() + read_timeout
         attempt = 0
@@ -439,7 +441,7 @@ class OpenWhiskClient:
         return True
 
     def _prepare(self, method: str, url: str, *, what: str, params, json_body, headers,
-                 send_key: bool) -> requests.PreparedRequest:
+                 send_key: bool, wait_ms: int | None = None) -> requests.PreparedRequest:
         """The request as it goes out, built once for every attempt. What cannot be encoded
         (NaN in JSON, text a URL cannot hold) is the caller's error: raised before anything
         is sent, and never counted as OpenWhisk failing."""
@@ -451,7 +453,7 @@ class OpenWhiskClient:
         prepared = requests.PreparedRequest()
         prepared.method = method.upper()
         try:
-            prepared.url = self._prepared_url(url, params)
+            prepared.url = self._prepared_url(url, params, wait_ms)
             merged = self._base_headers.copy()
             for name, value in headers.items():
                 if value is not None:
@@ -465,18 +467,16 @@ class OpenWhiskClient:
         except (requests.RequestException, ValueError) as exc:
             raise InvalidRequest(f"{what}: the request cannot be sent as given: {exc}") from None
 
-    def _prepared_url(self, url: str, params) -> str:
-        """``url`` with ``params`` as requests encodes them, remembered for the next call.
+    def _prepared_url(self, url: str, params, wait_ms: int | None = None) -> str:
+        """``url`` with ``params`` as requests encodes them, remembered for the next call, then
+        ``timeout=wait_ms``: the blocking wait follows each caller's deadline, so it differs from
+        call to call and is appended to what is remembered (a number needs no encoding)."""
+        found = self._remembered_url(url, params)
+        if wait_ms is None:
+            return found
+        return f"{found}{'&' if '?' in found else '?'}timeout={int(wait_ms)}"
 
-        The blocking wait (``timeout``, last) follows each caller's deadline, so it differs from
-        call to call: the rest is remembered and the wait appended (digits need no encoding);
-        otherwise every call with a deadline would miss and prepare its URL again."""
-        if params and next(reversed(params)) == "timeout":
-            wait = params["timeout"]
-            if isinstance(wait, str) and wait.isascii() and wait.isdigit():
-                rest = {name: value for name, value in params.items() if name != "timeout"}
-                head = self._prepared_url(url, rest)
-                return f"{head}{'&' if '?' in head else '?'}timeout={wait}"
+    def _remembered_url(self, url: str, params) -> str:
         key = (url, tuple(params.items())) if params else url
         try:
             found = self._urls.get(key)
@@ -592,9 +592,10 @@ class OpenWhiskClient:
                 wait_ms = min(wait_ms, max(1, int((read_timeout - DEADLINE_MARGIN) * 1000)))
             else:
                 read_timeout = max(self.read_timeout, wait_ms / 1000 + self.blocking_margin)
-            params["timeout"] = str(wait_ms)
+        else:
+            wait_ms = None
         response = self._request(
-            "POST", path, what=f"invoke {name}", params=params,
+            "POST", path, what=f"invoke {name}", params=params, wait_ms=wait_ms,
             json_body=payload if payload is not None else {}, request_id=request_id,
             headers=headers, read_timeout=read_timeout, is_failure=_invoke_failure,
         )
