@@ -41,23 +41,46 @@ def test_store_unavailable_is_the_domain_unavailable_error():
     assert StoreUnavailable("x").http_status == 503
 
 
+def _indexes(store, db) -> dict[str, str]:
+    """The table's indexes in the database: name -> definition."""
+    if store.is_postgres:
+        return {r[0]: r[1] for r in db.executesql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (TABLE,))}
+    return {r[0]: r[1] for r in db.executesql(
+        "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name = ?",
+        (TABLE,)) if r[1]}
+
+
 def test_migrate_creates_every_column_and_index(store, db_url):
     with store.session() as db:
         columns = schema.existing_columns(store, db)
-        if store.is_postgres:
-            indexes = {r[0]: r[1] for r in db.executesql(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (TABLE,))}
-        else:
-            indexes = {r[0]: r[1] for r in db.executesql(
-                "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name = ?",
-                (TABLE,)) if r[1]}
+        indexes = _indexes(store, db)
     assert set(ExecutionRecord.__dataclass_fields__) | {"id"} == columns
     assert "UNIQUE" in indexes["ux_owae_execution_id"].upper()
     assert "UNIQUE" in indexes["ux_owae_caller_idempotency"].upper()
-    for name in ("ix_owae_activation_id", "ix_owae_action_created", "ix_owae_status",
-                 "ix_owae_created_at"):
+    for name in ("ix_owae_action_created", "ix_owae_status", "ix_owae_created_at",
+                 "ix_owae_callbacks_owed"):
         assert name in indexes
     assert re.search(r"action_name\"?, \"?created_at", indexes["ix_owae_action_created"])
+    assert not set(schema.RETIRED_INDEXES) & set(indexes)
+
+
+def test_migrate_drops_the_indexes_no_query_reads(store, db_url, make_store, tmp_path):
+    # A table migrated by an earlier release still has them; the next migration drops them,
+    # and leaves the operator's own indexes alone.
+    with store.session() as db:
+        db.executesql(f'CREATE INDEX "ix_owae_activation_id" ON "{TABLE}" ("activation_id")')
+        db.executesql(f'CREATE INDEX "ix_owae_source_request" ON "{TABLE}" '
+                      '("source", "request_id")')
+        db.executesql(f'CREATE INDEX "ops_by_activation" ON "{TABLE}" ("activation_id")')
+        db.commit()
+    upgraded = make_store(db_url, folder=str(tmp_path / "next-release"))  # a process starting
+    upgraded.migrate()
+    with upgraded.session() as db:
+        indexes = _indexes(upgraded, db)
+    assert not set(schema.RETIRED_INDEXES) & set(indexes)
+    assert "ops_by_activation" in indexes
+    assert "ix_owae_status" in indexes
 
 
 def test_migrate_twice_and_from_a_second_store_is_harmless(store, db_url, make_store, tmp_path):
