@@ -85,8 +85,10 @@ class _HandlerCache:
 
 
 def abort_with(context: grpc.ServicerContext, exc: errors.ServiceError) -> None:
-    """End the call with the status of a domain error; Retry-After travels as trailing metadata."""
-    trailing = [("error-code", exc.code)]
+    """End the call with the status of a domain error; its code, Retry-After and execution id
+    travel as trailing metadata, after what the call has already put there (its request id)."""
+    trailing = list(context.trailing_metadata() or ())
+    trailing.append(("error-code", exc.code))
     if exc.retry_after is not None:
         trailing.append(("retry-after", str(max(0, round(exc.retry_after)))))
     if exc.execution_id:

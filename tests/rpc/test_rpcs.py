@@ -361,25 +361,27 @@ def test_openwhisk_slower_than_the_deadline_answers_deadline_exceeded_and_record
     assert record.status == "timeout"
 
 
-def test_every_reply_carries_the_request_id_as_initial_metadata(grpc_module):
+def test_every_reply_carries_the_request_id_as_trailing_metadata(grpc_module):
     given = f"req-{uuid.uuid4().hex[:12]}"
     reply, call = grpc_module.call_with_call("InvokeAction", pb.InvokeActionRequest(
         action_name="hello", blocking=True), metadata=(*grpc_module.auth(),
                                                        ("x-request-id", given)))
     assert reply.success is True
-    assert dict(call.initial_metadata())["x-request-id"] == given
+    assert dict(call.trailing_metadata())["x-request-id"] == given
 
     _, call = grpc_module.call_with_call("ListActions", pb.ListActionsRequest(limit=1))
-    made = dict(call.initial_metadata())["x-request-id"]
+    made = dict(call.trailing_metadata())["x-request-id"]
     assert len(made) == 32 and made != given
 
-    # An error ends the call with the request id in its initial metadata too.
+    # An error ends the call with the request id in its trailers too, beside the error's own.
     with pytest.raises(grpc.RpcError) as caught:
         grpc_module.call("InvokeAction", pb.InvokeActionRequest(
             action_name="nosuchaction", blocking=True),
             metadata=(*grpc_module.auth(), ("x-request-id", given)))
     assert rpc_error(caught)[0] == grpc.StatusCode.NOT_FOUND
-    assert dict(caught.value.initial_metadata())["x-request-id"] == given
+    trailing = dict(caught.value.trailing_metadata())
+    assert trailing["x-request-id"] == given
+    assert trailing["error-code"] == "not_found"
 
 
 def test_an_rpc_whose_deadline_already_passed_answers_deadline_exceeded(grpc_module):
