@@ -49,11 +49,28 @@ LINE_RE = re.compile(
 )
 
 
+# Quoted forms of the short values lines repeat (callers, sources, statuses, action names): a
+# look-up instead of a regular expression for most values of a line. Emptied when full.
+_QUOTED: dict[str, str] = {}
+_QUOTED_MAX, _QUOTED_MAX_LENGTH = 4096, 64
+
+
 def quote(value: Any) -> str:
     """A value as it appears after ``key=``: bare when safe, else a JSON string."""
     if value is None or value == "":
         return "-"
     text = value if isinstance(value, str) else str(value)
+    quoted = _QUOTED.get(text)
+    if quoted is None:
+        quoted = _quote(text)
+        if len(text) <= _QUOTED_MAX_LENGTH:
+            if len(_QUOTED) >= _QUOTED_MAX:
+                _QUOTED.clear()
+            _QUOTED[text] = quoted
+    return quoted
+
+
+def _quote(text: str) -> str:
     if _BARE_VALUE.match(text):
         return text
     # JSON escapes C0 controls; DEL and the C1 controls are escaped the same way here.
@@ -84,10 +101,19 @@ def _traceback(record: logging.LogRecord) -> str:
     return "".join(traceback.format_exception(*record.exc_info)).rstrip()
 
 
+# The last second formatted and its text: the date and time change once a second, the lines
+# many times. One tuple, replaced whole, so a thread never pairs one second with another's text.
+_LAST_SECOND: tuple[int, str] = (-1, "")
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.created)) + (
-        f".{int(record.msecs):03d}"
-    )
+    global _LAST_SECOND  # noqa: PLW0603 - a cache, replaced whole
+    second, text = _LAST_SECOND
+    if second != int(record.created):
+        second = int(record.created)
+        text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        _LAST_SECOND = (second, text)
+    return f"{text}.{int(record.msecs):03d}"
 
 
 class AAAFormatter(logging.Formatter):
@@ -172,11 +198,18 @@ class SecretFilter(logging.Filter):
         # Each handler (console, file, syslog) runs its filters; a record is scrubbed once.
         if self.secrets and not record.__dict__.get("_aaa_scrubbed"):
             record._aaa_scrubbed = True
-            record.msg = self._scrub(record.getMessage())
+            message = record.getMessage()
             record.args = None
             fields = getattr(record, "aaa_fields", None)
-            if fields:
-                record.aaa_fields = {k: self._scrub(v) for k, v in fields.items()}
+            # Almost no line holds a secret: one search of each secret over all of the line's
+            # text decides whether its values need scrubbing one by one.
+            text = "\n".join([message, *(v for v in fields.values() if isinstance(v, str))]
+                              if fields else [message])
+            if any(secret in text for secret in self.secrets):
+                message = self._scrub(message)
+                if fields:
+                    record.aaa_fields = {k: self._scrub(v) for k, v in fields.items()}
+            record.msg = message
             if record.exc_info and record.exc_info[0] is not None:
                 # An exception's text may quote a secret too.
                 record.aaa_exception = self._scrub(

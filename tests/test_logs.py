@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from owaction.config import load_settings
-from owaction.logs import LINE_RE, aaa, quote, setup_logging
+from owaction.logs import LINE_RE, AAAFormatter, aaa, quote, setup_logging
 from tests.conftest import TEST_SECRET
 
 
@@ -75,6 +75,30 @@ def test_secrets_are_scrubbed_from_any_line(tmp_path, restore_logging, capsys):
     assert "api-key-value-123456" not in out and TEST_SECRET not in out and "********" in out
 
 
+def test_a_secret_in_an_aaa_field_is_scrubbed_and_the_other_fields_kept(tmp_path,
+                                                                        restore_logging, capsys):
+    setup_logging(settings(tmp_path), process="t")
+    aaa("AUDIT", "invoke_action", "SUCCESS", user="svc", status="success",
+        note=f"sent {TEST_SECRET} by mistake", other="api-key-value-123456")
+    aaa("AUDIT", "invoke_action", "SUCCESS", user="svc", status="success", note="clean")
+    first, second = capsys.readouterr().err.strip().splitlines()
+    assert TEST_SECRET not in first and "api-key-value-123456" not in first
+    assert 'note="sent ******** by mistake" other=********' in first
+    assert "user=svc" in first and "status=success" in first
+    assert second.endswith("user=svc action=invoke_action result=SUCCESS status=success note=clean")
+
+
+def test_each_line_shows_its_own_second(tmp_path):
+    formatter = AAAFormatter("m")
+    stamps = []
+    for created in (1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.5, 1_699_999_999.0):
+        record = logging.LogRecord("x", logging.INFO, "", 0, "", None, None)
+        record.created, record.msecs = created, (created % 1) * 1000
+        stamps.append(formatter.format(record)[1:24])
+    assert stamps == ["2023-11-14 22:13:20.250", "2023-11-14 22:13:20.750",
+                      "2023-11-14 22:13:21.500", "2023-11-14 22:13:19.000"]
+
+
 def test_an_unwritable_log_dir_falls_back_to_the_console_with_a_warning(tmp_path,
                                                                         restore_logging, capsys):
     blocker = tmp_path / "file"
@@ -113,6 +137,7 @@ def test_syslog_receives_the_same_line(tmp_path, restore_logging):
 ])
 def test_quote(value, shown):
     assert quote(value) == shown
+    assert quote(value) == shown  # the second time from the cache of short values
 
 
 def test_a_traceback_is_kept_on_one_line_and_scrubbed(tmp_path, restore_logging, capsys):
