@@ -49,10 +49,11 @@ LINE_RE = re.compile(
 )
 
 
-# Quoted forms of the short values lines repeat (callers, sources, statuses, action names): a
-# look-up instead of a regular expression for most values of a line. Emptied when full.
+# Quoted forms of the short values lines repeat (callers, sources, statuses, times): a look-up
+# instead of a regular expression for most values of a line. Ids (32 characters) are longer and
+# never repeat, so they stay out, and the cache stays under about 100 KB; emptied when full.
 _QUOTED: dict[str, str] = {}
-_QUOTED_MAX, _QUOTED_MAX_LENGTH = 4096, 64
+_QUOTED_MAX, _QUOTED_MAX_LENGTH = 1024, 24
 
 
 def quote(value: Any) -> str:
