@@ -241,3 +241,68 @@ def test_a_caller_killed_while_waiting_leaves_no_turn_lost(tmp_path):
     out = subprocess.run([sys.executable, "-c", KILLED_WAITER, url, str(tmp_path)],
                          capture_output=True, text=True, check=True, timeout=60).stdout
     assert json.loads(out.splitlines()[-1]) == {"first": True, "later": True}
+
+
+GREEN_CALLERS = """
+import json, sys
+from gevent import monkey
+monkey.patch_all()
+import gevent
+from owaction.store import ExecutionStore
+
+url, folder, callers, kill_first = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+store = ExecutionStore(url, pool_size=4, acquire_timeout=30, folder=folder)
+store.migrate()
+
+def pending(i):
+    return store.create_pending(namespace="guest", action_name="a", action_type="action",
+                                payload={"i": i}, blocking=True, timeout=None, source="t",
+                                caller="t", request_id=f"r{i}").execution_id
+
+before = store.writer.transactions
+# Spawned together, so all are ready in the same pass of the hub, as callers woken by one
+# event-loop iteration are.
+calls = [gevent.spawn(pending, i) for i in range(callers)]
+if kill_first:
+    def kill_in_its_pass():
+        # Runs once the first caller holds the writer's turn, suspended in its pass of the hub
+        # while the others queue: the exception a timeout would raise is thrown into it there.
+        calls[0].throw(gevent.GreenletExit)
+    gevent.spawn(kill_in_its_pass)
+gevent.joinall(calls, timeout=20)
+committed = store.writer.transactions - before
+later = gevent.spawn(pending, callers)  # the writer's turn was not lost
+later.join(20)
+rows = {}
+for call in calls[1:] + [later]:
+    record = store.get(call.value) if call.successful() else None
+    rows[call.value or "-"] = None if record is None else record.payload["i"]
+print(json.dumps({"committed": committed,
+                  "killed": isinstance(calls[0].value, gevent.GreenletExit),
+                  "later": later.successful(), "rows": sorted(rows.values(), key=str),
+                  "requests": sorted(r.request_id for r in store.list(limit=100)[0])}))
+"""
+
+
+def _green_callers(db_url: str, folder, callers: int, kill_first: bool) -> dict:
+    out = subprocess.run([sys.executable, "-c", GREEN_CALLERS, db_url, str(folder), str(callers),
+                          "1" if kill_first else "0"],
+                         capture_output=True, text=True, check=True, timeout=90).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_greenlets_woken_together_share_one_transaction(db_url, tmp_path):
+    # The first caller lets the others queue before it writes: one commit for all eight.
+    got = _green_callers(db_url, tmp_path, 8, kill_first=False)
+    assert got["committed"] == 1
+    assert got["rows"] == list(range(1, 9))
+    assert got["requests"] == sorted(f"r{i}" for i in range(9))
+
+
+def test_a_caller_killed_while_the_others_queue_passes_its_turn_on(db_url, tmp_path):
+    # Killed holding the writer's turn: its row is never written, and the others (and a later
+    # caller) are written all the same instead of waiting for a turn nobody holds.
+    got = _green_callers(db_url, tmp_path, 8, kill_first=True)
+    assert got["killed"] and got["later"]
+    assert got["rows"] == list(range(1, 9))
+    assert got["requests"] == sorted(f"r{i}" for i in range(1, 9))
