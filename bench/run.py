@@ -568,6 +568,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 b_server = bench.start_bare_rest(backend_url)
                 stops.append(b_server)
+                res["memory"]["B"] = {"rest_worker_idle_mb": settled_rss(b_server,
+                                                                         children_only=True)}
                 b_url = f"http://127.0.0.1:{b_server.port}/api/v1/actions/invoke"
                 rest.append(("B", b_server, bench.http_load(b_url, None, body)))
                 modules = {}
@@ -589,6 +591,10 @@ def run(args: argparse.Namespace) -> int:
                     stack.callback(worker.stop)
                     res["memory"]["worker_idle_mb"] = settled_rss(worker, children_only=False)
                 res["throughput"] += [m.__dict__ for m in bench.interleaved(rest)]
+                res["memory"]["B"].update({
+                    "rest_worker_loaded_mb": rss_of(b_server, children_only=True),
+                    "requests_loaded": bench.served["B"],
+                })
                 for name, _, token, server, base in modules.values():
                     # Issue 12's "growth over 10,000 requests": start-up to the end of the load
                     # phase (topped up to LEAK_REQUESTS), before the bursts.
@@ -633,6 +639,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 d_server = bench.start_bare_grpc(backend_url)
                 stops.append(d_server)
+                res["memory"]["D"] = {"grpc_process_idle_mb": settled_rss(d_server,
+                                                                          children_only=False)}
                 d_target = f"127.0.0.1:{d_server.port}"
                 grpc_targets.append(("D", d_server, bench.grpc_step(d_target, "none")))
                 grpc_servers = {}
@@ -646,6 +654,10 @@ def run(args: argparse.Namespace) -> int:
                     grpc_servers[db_name] = (name, token, server, target)
                     grpc_targets.append((name, server, bench.grpc_step(target, token)))
                 res["throughput"] += [m.__dict__ for m in bench.interleaved(grpc_targets)]
+                res["memory"]["D"].update({
+                    "grpc_process_loaded_mb": rss_of(d_server, children_only=False),
+                    "requests_loaded": bench.served["D"],
+                })
                 for name, token, server, target in grpc_servers.values():
                     bench.grpc_top_up(name, bench.args.leak_requests, target, token)
                     res["memory"][name].update({
@@ -779,6 +791,15 @@ def targets(res: dict) -> list[dict[str, Any]]:
             growth = (after - warm) / warm if warm else 0
             add(f"{name} RSS growth, after the bursts to {res['leak_requests']} requests later "
                 "< 10 % (leak check)", f"{growth * 100:+.1f} %", growth < TARGET_RSS_GROWTH)
+    # The bare forwarders under the same load phase: how much of the growth is gunicorn's,
+    # grpcio's and the threads' own (not targets; they run no owaction code).
+    for name, idle_key in (("B", "rest_worker_idle_mb"), ("D", "grpc_process_idle_mb")):
+        if name in mem and "requests_loaded" in mem[name]:
+            idle = mem[name][idle_key]
+            growth = (mem[name][idle_key.replace("idle", "loaded")] - idle) / idle if idle else 0
+            add(f"bare forwarder {name} RSS over its first {mem[name]['requests_loaded']} requests"
+                f" (start-up {idle:.1f} MB; for comparison, not a target)",
+                f"{growth * 100:+.1f} %", None)
     if "worker_idle_mb" in mem:
         idle = mem["worker_idle_mb"]
         add(f"worker idle RSS <= {TARGET_IDLE_RSS_MB:g} MB", idle, idle <= TARGET_IDLE_RSS_MB)
