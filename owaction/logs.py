@@ -169,15 +169,40 @@ class JSONFormatter(logging.Formatter):
 
 
 class SizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """RotatingFileHandler without its per-record stat: Python 3.11's ``shouldRollover`` checks
-    that the path is a regular file on every record, two system calls per log line."""
+    """RotatingFileHandler that asks the file for its size only near the limit.
+
+    Python 3.11's ``shouldRollover`` stats the path and seeks the file for every record: system
+    calls that in the threaded gRPC process each also hand the GIL over and back. This one
+    counts the characters it writes and asks the file its size (one seek) when the count
+    reaches the limit, and every ``RECHECK_RECORDS`` records, since other writers (the REST
+    workers share their file) and characters of more than one byte grow the file faster than
+    the count does.
+    """
+
+    RECHECK_RECORDS = 256
+
+    _size: int | None = None  # the file's size as last asked, plus what was written since
+    _unchecked = 0  # records since the file was last asked
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802 - stdlib name
         if self.maxBytes <= 0:
             return False
         if self.stream is None:
             self.stream = self._open()
-        return self.stream.tell() + len(self.format(record)) + 1 >= self.maxBytes
+            self._size = None
+        line = len(self.format(record)) + 1
+        self._unchecked += 1
+        if (self._size is None or self._size + line >= self.maxBytes
+                or self._unchecked >= self.RECHECK_RECORDS):
+            self._size, self._unchecked = self.stream.tell(), 0
+        if self._size + line >= self.maxBytes:
+            return True
+        self._size += line
+        return False
+
+    def doRollover(self) -> None:  # noqa: N802 - stdlib name
+        super().doRollover()
+        self._size = None  # a new file: asked again at the next record
 
 
 class SecretFilter(logging.Filter):

@@ -151,3 +151,55 @@ def test_a_traceback_is_kept_on_one_line_and_scrubbed(tmp_path, restore_logging,
     assert 'traceback="Traceback (most recent call last):\\n' in lines[0]
     assert "test_a_traceback_is_kept_on_one_line_and_scrubbed" in lines[0]
     assert TEST_SECRET not in lines[0] and "ValueError: boom with ********" in lines[0]
+
+
+def _rotating(path, max_bytes: int) -> logging.Logger:
+    from owaction.logs import SizeRotatingFileHandler
+
+    handler = SizeRotatingFileHandler(path, maxBytes=max_bytes, backupCount=50, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"owtest.rotating.{path.name}")
+    logger.propagate = False
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+def _files(path) -> list:
+    return sorted(path.parent.glob(path.name + "*"))
+
+
+def test_the_log_file_rotates_at_its_size_and_keeps_every_line(tmp_path):
+    path = tmp_path / "rot.log"
+    logger = _rotating(path, 1000)
+    lines = [f"line {i:04d} " + "x" * 40 for i in range(200)]  # 51 characters a line
+    for line in lines:
+        logger.info(line)
+    logger.handlers[0].close()
+    files = _files(path)
+    assert len(files) >= 10
+    assert all(f.stat().st_size < 1000 for f in files)  # none grew past the limit
+    # Each full file holds as many lines as fit: it rotated when the next would not.
+    assert all(f.stat().st_size > 1000 - 52 for f in files if f != path)
+    written = sorted(line for f in files for line in f.read_text().splitlines())
+    assert written == lines
+
+
+def test_another_writer_growing_the_file_still_rotates_it_near_its_size(tmp_path):
+    from owaction.logs import SizeRotatingFileHandler
+
+    path = tmp_path / "shared.log"
+    logger = _rotating(path, 20_000)
+    recheck = SizeRotatingFileHandler.RECHECK_RECORDS
+    theirs = 74  # characters of each of the other writer's lines
+    for i in range(8 * recheck):
+        logger.info("ours %05d", i)
+        with open(path, "a", encoding="utf-8") as other:  # another process appending to it
+            other.write(f"theirs {i:05d} {'y' * 60}\n")
+    logger.handlers[0].close()
+    files = _files(path)
+    # About 174 KB in all, and this handler wrote only 22 KB of it: the others' lines count too.
+    assert len(files) >= 5
+    # Never before the limit; late by at most the other writer's lines between two looks.
+    assert all(20_000 - 11 <= f.stat().st_size < 20_000 + recheck * theirs
+               for f in files if f != path)
