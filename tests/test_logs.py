@@ -203,3 +203,102 @@ def test_another_writer_growing_the_file_still_rotates_it_near_its_size(tmp_path
     # Never before the limit; late by at most the other writer's lines between two looks.
     assert all(20_000 - 11 <= f.stat().st_size < 20_000 + recheck * theirs
                for f in files if f != path)
+
+
+def _batched(path, interval: float, max_bytes: int = 0) -> logging.Logger:
+    from owaction.logs import LineBatches
+
+    logger = _rotating(path, max_bytes)
+    logger.handlers[0].batches = LineBatches(interval)
+    return logger
+
+
+def test_batched_lines_reach_the_file_within_the_interval_each_thread_in_order(tmp_path):
+    import threading
+    import time
+
+    path = tmp_path / "batched.log"
+    logger = _batched(path, 0.05)
+
+    def lines(t: int) -> None:
+        for i in range(100):
+            logger.info("t%d line %03d", t, i)
+
+    threads = [threading.Thread(target=lines, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(path.read_text().splitlines()) < 800:
+        time.sleep(0.02)  # written by the batches' own thread, not by a flush of ours
+    written = path.read_text().splitlines()
+    assert len(written) == 800
+    for t in range(8):
+        assert [w for w in written if w.startswith(f"t{t} ")] == [
+            f"t{t} line {i:03d}" for i in range(100)]
+    logger.handlers[0].close()
+
+
+def test_batched_lines_still_rotate_at_the_size_and_a_flush_writes_the_rest(tmp_path):
+    path = tmp_path / "batched-rot.log"
+    logger = _batched(path, 60, max_bytes=2000)  # the thread never gets to it: flushes do
+    lines = [f"line {i:04d} " + "z" * 30 for i in range(300)]  # 41 characters a line
+    for n, line in enumerate(lines, 1):
+        logger.info(line)
+        if n % 20 == 0:
+            logger.handlers[0].flush()  # a batch of 20 lines, 820 characters
+    logger.handlers[0].close()  # writes what is left, as logging.shutdown does at exit
+    files = _files(path)
+    assert len(files) >= 6
+    assert all(f.stat().st_size <= 2000 for f in files)
+    assert sorted(w for f in files for w in f.read_text().splitlines()) == lines
+
+
+BATCHED_PROCESS = """
+import os, sys, threading
+from owaction.config import load_settings
+from owaction.logs import aaa, setup_logging
+
+settings = load_settings({"MODULE_SECRET_KEY": sys.argv[2], "LOG_DIR": sys.argv[1],
+                          "LOG_FLUSH_INTERVAL_MS": "1000"})
+setup_logging(settings, process="batched")
+
+def lines(who):
+    for i in range(200):
+        aaa("AUDIT", "invoke_action", "SUCCESS", user=f"{who}-{i}")
+
+lines("parent-before-fork")
+child = os.fork()
+if child == 0:  # as a gunicorn worker: its own lines, none of its parent's pending ones twice
+    threads = [threading.Thread(target=lines, args=(f"child{t}",)) for t in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    sys.exit(0)  # a normal exit: logging.shutdown writes what is pending
+lines("parent-after-fork")
+os.waitpid(child, 0)
+"""
+
+
+def test_a_batched_process_and_its_forked_child_write_every_line_once(tmp_path):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", BATCHED_PROCESS, str(tmp_path), TEST_SECRET],
+                   check=True, timeout=60, capture_output=True)
+    users = [line.split(" user=")[1].split(" ")[0]
+             for line in (tmp_path / "batched.log").read_text().splitlines()
+             if " AUDIT " in line]
+    expected = [f"{who}-{i}" for who in ("parent-before-fork", "parent-after-fork",
+                                         "child0", "child1", "child2", "child3")
+                for i in range(200)]
+    assert sorted(users) == sorted(expected)
+
+
+def test_the_flush_interval_is_bounded(tmp_path):
+    from owaction.config import ConfigError
+
+    assert settings(tmp_path).log_flush_interval_ms == 0
+    assert settings(tmp_path, LOG_FLUSH_INTERVAL_MS="20").log_flush_interval_ms == 20
+    with pytest.raises(ConfigError, match="LOG_FLUSH_INTERVAL_MS"):
+        settings(tmp_path, LOG_FLUSH_INTERVAL_MS="5000")
