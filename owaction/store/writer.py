@@ -121,7 +121,7 @@ class GroupWriter:
         self._database = database
         self._max_batch = max_batch
         self._stall_seconds = stall_seconds
-        # When the newest turn was taken or its batch began (monotonic): a batch in flight.
+        # When the newest turn was handed out (monotonic): its batch is in flight from then on.
         self._batch_started = 0.0
         self._lock = threading.Lock()
         self._queue: list[_Write] = []
@@ -214,8 +214,7 @@ class GroupWriter:
         if self._turns_taken and time.monotonic() - self._batch_started < self._stall_seconds:
             return
         self._turns_taken += 1
-        self._batch_started = time.monotonic()  # its batch starts now (after one hub pass)
-        item.turn = True
+        self._hand_turn(item)
 
     def _write_next(self) -> None:
         with self._lock:
@@ -223,7 +222,6 @@ class GroupWriter:
             del self._queue[: self._max_batch]
             for item in batch:
                 item.queued = False
-            self._batch_started = time.monotonic()
         try:
             self._write_batch(batch)
         except BaseException as exc:  # killed mid-write: nobody may be left waiting
@@ -243,11 +241,15 @@ class GroupWriter:
         """Under ``_lock``: the turn goes to the first caller still waiting without one."""
         waiting = next((i for i in self._queue if not i.turn), None)
         if waiting is not None:
-            self._batch_started = time.monotonic()
-            waiting.turn = True
+            self._hand_turn(waiting)
             waiting.wake.set()
         else:
             self._turns_taken -= 1
+
+    def _hand_turn(self, item: _Write) -> None:
+        """Under ``_lock``: ``item``'s caller writes the next batch (after one hub pass)."""
+        self._batch_started = time.monotonic()
+        item.turn = True
 
     def _abandon(self, item: _Write, *, turns_held: int = 0) -> None:
         """A caller gone while waiting: its statement leaves the queue unless already taken
