@@ -244,11 +244,14 @@ class _Batched:
             self.batches.flush(self)  # type: ignore[arg-type]
         super().flush()  # type: ignore[misc]
 
+    def write_batch(self, text: str) -> None:
+        """Under the handler's lock: one batch of lines, one write and one flush."""
+        self.stream.write(text)  # type: ignore[attr-defined]
+        self.stream.flush()  # type: ignore[attr-defined]
+
 
 class ConsoleHandler(_Batched, logging.StreamHandler):
-    def write_batch(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
+    pass
 
 
 class SizeRotatingFileHandler(_Batched, logging.handlers.RotatingFileHandler):
@@ -294,8 +297,7 @@ class SizeRotatingFileHandler(_Batched, logging.handlers.RotatingFileHandler):
             self._reaches_limit(len(text))  # counted in the new file
         if self.stream is None:
             self.stream = self._open()
-        self.stream.write(text)
-        self.stream.flush()
+        super().write_batch(text)
 
 
 class SecretFilter(logging.Filter):
