@@ -776,19 +776,19 @@ def targets(res: dict) -> list[dict[str, Any]]:
             idle, after = mem[name][idle_key], mem[name][after_key]
             add(f"{name} idle RSS <= {TARGET_IDLE_RSS_MB:g} MB", idle, idle <= TARGET_IDLE_RSS_MB)
             loaded = mem[name][idle_key.replace("idle", "loaded")]
-            growth = (loaded - idle) / idle if idle else 0
+            growth = _growth(idle, loaded)
             add(f"{name} RSS growth over its first {mem[name]['requests_loaded']} requests "
                 f"(start-up to the end of the load phase, {callers} callers) < 10 %",
                 f"{growth * 100:+.1f} %", growth < TARGET_RSS_GROWTH)
             # The bursts (1000 REST calls, 64 gRPC calls at once) raise the heap to their peak
             # concurrency, and it is not handed back: shown, not a target.
-            growth = (after - idle) / idle if idle else 0
+            growth = _growth(idle, after)
             add(f"{name} RSS after the bursts and {mem[name]['requests']} requests, over "
                 "start-up (the bursts' peak; not a target)", f"{growth * 100:+.1f} %", None)
             # What grows after that peak, over LEAK_REQUESTS more, is what a leak would look
             # like.
             warm = mem[name][idle_key.replace("idle", "warm")]
-            growth = (after - warm) / warm if warm else 0
+            growth = _growth(warm, after)
             add(f"{name} RSS growth, after the bursts to {res['leak_requests']} requests later "
                 "< 10 % (leak check)", f"{growth * 100:+.1f} %", growth < TARGET_RSS_GROWTH)
     # The bare forwarders under the same load phase: how much of the growth is gunicorn's,
@@ -796,7 +796,7 @@ def targets(res: dict) -> list[dict[str, Any]]:
     for name, idle_key in (("B", "rest_worker_idle_mb"), ("D", "grpc_process_idle_mb")):
         if name in mem and "requests_loaded" in mem[name]:
             idle = mem[name][idle_key]
-            growth = (mem[name][idle_key.replace("idle", "loaded")] - idle) / idle if idle else 0
+            growth = _growth(idle, mem[name][idle_key.replace("idle", "loaded")])
             add(f"bare forwarder {name} RSS over its first {mem[name]['requests_loaded']} requests"
                 f" (start-up {idle:.1f} MB; for comparison, not a target)",
                 f"{growth * 100:+.1f} %", None)
@@ -804,10 +804,15 @@ def targets(res: dict) -> list[dict[str, Any]]:
         idle = mem["worker_idle_mb"]
         add(f"worker idle RSS <= {TARGET_IDLE_RSS_MB:g} MB", idle, idle <= TARGET_IDLE_RSS_MB)
         if "worker_after_mb" in mem:
-            growth = (mem["worker_after_mb"] - idle) / idle if idle else 0
+            growth = _growth(idle, mem["worker_after_mb"])
             add("worker RSS growth over the run < 10 %", f"{growth * 100:+.1f} %",
                 growth < TARGET_RSS_GROWTH)
     return out
+
+
+def _growth(before: float, after: float) -> float:
+    """RSS growth as a share of ``before`` (0 when nothing was read)."""
+    return (after - before) / before if before else 0
 
 
 def _round(value: float | None) -> float | None:
