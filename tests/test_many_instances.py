@@ -231,6 +231,10 @@ def test_the_workers_of_all_instances_complete_and_call_back_each_execution_once
                 token=token(f"lease{i // CALLER_LIMIT}"))
             assert reply.status == 202, reply.body
             ids.append(reply.body["execution_id"])
+            # Spread over about three of the workers' 0.3-s polls, at a step no multiple of
+            # it: posted at once, all nine could sit in one poll's window and go to whichever
+            # worker looks first (one of four CI runs on a quiet machine on 2026-12-04).
+            time.sleep(0.11)
         assert wait_until(lambda: len(receiver.received) >= len(ids), 30), len(receiver.received)
         time.sleep(1.5)  # a second delivery, if any worker made one, would arrive by now
         delivered = [json.loads(body)["execution"]["execution_id"]
